@@ -1,0 +1,160 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Reloader keeps the policy in force and replaces it when the file changes. A valid new version is swapped in
+// atomically; an invalid one is rejected and the last good policy stays in force.
+//
+// It watches the file's directory rather than the file, because a mounted ConfigMap changes by swapping a symlink
+// (..data) and the file itself never sees a write; a slow poll backs the watch up for filesystems without events.
+type Reloader struct {
+	path    string
+	now     func() time.Time
+	onEvent func(ReloadEvent)
+
+	current atomic.Pointer[Policy]
+
+	mu     sync.Mutex // serialises reloads and guards status
+	status ReloadStatus
+}
+
+// ReloadEvent tells the caller what a reload attempt did, for logs and metrics.
+type ReloadEvent struct {
+	// Policy is the policy in force after the attempt.
+	Policy *Policy
+	// Changed is true when a new version was swapped in.
+	Changed bool
+	// Err is set when the file could not be read or is invalid; Policy is then the previous one.
+	Err error
+}
+
+// ReloadStatus is the outcome of the latest reload attempt.
+type ReloadStatus struct {
+	LastAttempt time.Time
+	// LastError is the error of the latest attempt, nil when it succeeded or found nothing new.
+	LastError error
+	// RejectedDigest identifies the content that was rejected, so the same bad file is not re-reported.
+	RejectedDigest string
+}
+
+// NewReloader loads path once; it fails when that first load fails, since there is no last good policy to keep.
+// onEvent (optional) is called after every reload attempt that changes something or fails.
+func NewReloader(path string, onEvent func(ReloadEvent)) (*Reloader, error) {
+	r := &Reloader{path: path, now: time.Now, onEvent: onEvent}
+	p, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	r.current.Store(p)
+	r.status.LastAttempt = r.now()
+	return r, nil
+}
+
+// Current returns the policy in force. It never blocks and never returns nil.
+func (r *Reloader) Current() *Policy { return r.current.Load() }
+
+// Status returns the outcome of the latest reload attempt.
+func (r *Reloader) Status() ReloadStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Reload reads the file now. Content identical to the policy in force, or to the last rejected content, is a no-op.
+func (r *Reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.LastAttempt = r.now()
+
+	data, err := os.ReadFile(r.path)
+	if err != nil {
+		err = fmt.Errorf("read policy %s: %w", r.path, err)
+		r.fail("", err)
+		return err
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	old := r.current.Load()
+	if digest == old.Digest {
+		r.status.LastError, r.status.RejectedDigest = nil, ""
+		return nil
+	}
+	if digest == r.status.RejectedDigest {
+		return r.status.LastError
+	}
+	p, err := Parse(r.path, data, r.now())
+	if err != nil {
+		r.fail(digest, err)
+		return err
+	}
+	r.current.Store(p)
+	r.status.LastError, r.status.RejectedDigest = nil, ""
+	r.emit(ReloadEvent{Policy: p, Changed: true})
+	return nil
+}
+
+func (r *Reloader) fail(digest string, err error) {
+	r.status.LastError, r.status.RejectedDigest = err, digest
+	r.emit(ReloadEvent{Policy: r.current.Load(), Err: err})
+}
+
+func (r *Reloader) emit(e ReloadEvent) {
+	if r.onEvent != nil {
+		r.onEvent(e)
+	}
+}
+
+// Watch reloads on every change in the file's directory until ctx ends. Bursts of events (an editor's save, a
+// ConfigMap's symlink swap) are folded into one reload after debounce; poll re-reads the file regardless of events.
+func (r *Reloader) Watch(ctx context.Context, debounce, poll time.Duration) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch policy %s: %w", r.path, err)
+	}
+	defer func() { _ = w.Close() }()
+	if err := w.Add(filepath.Dir(r.path)); err != nil {
+		return fmt.Errorf("watch policy directory %s: %w", filepath.Dir(r.path), err)
+	}
+
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	pending := time.NewTimer(debounce)
+	pending.Stop()
+	defer pending.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
+				continue // atime and permission churn, never a content change
+			}
+			pending.Reset(debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			r.emit(ReloadEvent{Policy: r.Current(), Err: fmt.Errorf("watch policy %s: %w", r.path, err)})
+		case <-pending.C:
+			_ = r.Reload() // reported through onEvent and Status
+		case <-ticker.C:
+			_ = r.Reload()
+		}
+	}
+}

@@ -1,0 +1,139 @@
+// Package policy holds the IdentityPolicy file format (version v1alpha1): its types, strict position-aware decoding,
+// validation, compiled matching and hot reload. It is pure: no Kubernetes client and no HTTP. Everything else asks it
+// one question: what applies to namespace N, ServiceAccount S, kind K?
+package policy
+
+// APIVersion and Kind identify the policy file format.
+const (
+	APIVersion = "fluxidentity.dev/v1alpha1"
+	Kind       = "IdentityPolicy"
+)
+
+// File is the policy file as written by people. Field names and YAML keys are the contract in
+// shared/design/policy-v1alpha1.md; decoding rejects unknown keys.
+type File struct {
+	APIVersion string      `yaml:"apiVersion"`
+	Kind       string      `yaml:"kind"`
+	Metadata   Metadata    `yaml:"metadata"`
+	Identities []Identity  `yaml:"identities"`
+	Mandates   []Mandate   `yaml:"mandates"`
+	Exceptions []Exception `yaml:"exceptions"`
+}
+
+// Metadata names the policy in logs and metrics.
+type Metadata struct {
+	Name string `yaml:"name"`
+}
+
+// Identity maps namespace/ServiceAccount patterns to exactly one cloud identity.
+type Identity struct {
+	Name            string    `yaml:"name"`
+	Namespaces      []string  `yaml:"namespaces"`
+	ServiceAccounts []string  `yaml:"serviceAccounts"`
+	AWS             *AWS      `yaml:"aws"`
+	Azure           *Azure    `yaml:"azure"`
+	GCP             *GCP      `yaml:"gcp"`
+	Injection       Injection `yaml:"injection"`
+	Mode            Mode      `yaml:"mode"`
+}
+
+// AWS is an IRSA identity (the annotations read by the EKS pod identity webhook and by Flux).
+type AWS struct {
+	// RoleARN may contain {namespace} and {serviceAccount}, expanded per ServiceAccount.
+	RoleARN                string `yaml:"roleARN"`
+	Audience               string `yaml:"audience"`
+	STSRegionalEndpoints   *bool  `yaml:"stsRegionalEndpoints"`
+	Region                 string `yaml:"region"`
+	TokenExpirationSeconds *int64 `yaml:"tokenExpirationSeconds"`
+}
+
+// Azure is an Azure Workload Identity (a user-assigned managed identity or app registration).
+type Azure struct {
+	ClientID               string `yaml:"clientID"`
+	TenantID               string `yaml:"tenantID"`
+	TokenExpirationSeconds *int64 `yaml:"tokenExpirationSeconds"`
+}
+
+// GCP is a GKE Workload Identity (a Google service account), optionally through a workload identity provider
+// outside GKE.
+type GCP struct {
+	// ServiceAccount may contain {namespace} and {serviceAccount}, expanded per ServiceAccount.
+	ServiceAccount           string `yaml:"serviceAccount"`
+	WorkloadIdentityProvider string `yaml:"workloadIdentityProvider"`
+}
+
+// Mandate says where long-lived source credentials are not allowed.
+type Mandate struct {
+	Name           string   `yaml:"name"`
+	Namespaces     []string `yaml:"namespaces"`
+	Mode           Mode     `yaml:"mode"`
+	Kinds          []string `yaml:"kinds"`
+	AllowProviders []string `yaml:"allowProviders"`
+}
+
+// Exception is a time-boxed, reviewed hole in a mandate.
+type Exception struct {
+	Namespace string `yaml:"namespace"`
+	Kind      string `yaml:"kind"`
+	// Name may be a glob.
+	Name    string `yaml:"name"`
+	Reason  string `yaml:"reason"`
+	Expires string `yaml:"expires"`
+}
+
+// Mode says how a violation is answered.
+type Mode string
+
+// The modes, from strictest to most lenient.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeWarn    Mode = "warn"
+	ModeOff     Mode = "off"
+)
+
+// strictness orders modes so that the strictest can be chosen: enforce > warn > off.
+func (m Mode) strictness() int {
+	switch m {
+	case ModeEnforce:
+		return 2
+	case ModeWarn:
+		return 1
+	default:
+		return 0
+	}
+}
+
+// Stricter returns the stricter of two modes.
+func Stricter(a, b Mode) Mode {
+	if b.strictness() > a.strictness() {
+		return b
+	}
+	return a
+}
+
+// Injection says how much the mutating webhook writes into pods.
+type Injection string
+
+const (
+	// InjectionAnnotate writes ServiceAccount annotations and pod labels; the cloud's own webhook or metadata server
+	// does the rest.
+	InjectionAnnotate Injection = "annotate"
+	// InjectionFull also injects env vars and the projected token volume into pods (no cloud webhook in the cluster).
+	InjectionFull Injection = "full"
+)
+
+// Cloud names the cloud of an identity.
+type Cloud string
+
+// The clouds an identity can target.
+const (
+	CloudAWS   Cloud = "aws"
+	CloudAzure Cloud = "azure"
+	CloudGCP   Cloud = "gcp"
+)
+
+// Flux source kinds the validating webhook knows. A mandate without kinds covers all of them.
+var SourceKinds = []string{"GitRepository", "OCIRepository", "HelmRepository", "Bucket", "ImageRepository"}
+
+// Providers are the values of spec.provider across Flux source kinds.
+var Providers = []string{"generic", "aws", "azure", "gcp", "github"}

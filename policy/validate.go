@@ -1,0 +1,254 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Formats checked at load time. Placeholders ({namespace}, {serviceAccount}) are replaced by a sample name before a
+// templated value is checked, so a template is valid exactly when its expansions can be.
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	// Namespaces are DNS labels; ServiceAccount names are DNS subdomains. Patterns add the two wildcards.
+	namespacePattern      = regexp.MustCompile(`^[-a-z0-9*?]{1,63}$`)
+	serviceAccountPattern = regexp.MustCompile(`^[-a-z0-9.*?]{1,253}$`)
+	// arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME; IAM role names and paths allow [\w+=,.@-].
+	roleARN     = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+	awsRegion   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	uuid        = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	gcpEmail    = regexp.MustCompile(`^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.:]{4,61}[a-z0-9]\.iam\.gserviceaccount\.com$`)
+	gcpProvider = regexp.MustCompile(`^projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$`)
+	audience    = regexp.MustCompile(`^\S{1,256}$`)
+	isoDate     = "2006-01-02"
+
+	allowed = map[*regexp.Regexp]string{
+		namespacePattern:      "a-z, 0-9, '-', '*', '?'; at most 63",
+		serviceAccountPattern: "a-z, 0-9, '-', '.', '*', '?'; at most 253",
+	}
+)
+
+// Token lifetime bounds. AWS raises anything under 600 s; the Azure webhook denies pods outside 3600..86400.
+const (
+	awsMinTokenSeconds   = 600
+	maxTokenSeconds      = 1 << 32 // the projected token volume's expirationSeconds bound
+	azureMinTokenSeconds = 3600
+	azureMaxTokenSeconds = 86400
+	expiryWarningWindow  = 14 * 24 * time.Hour
+)
+
+// validate checks every field of f and fills in defaults. Findings about the file are errors; the second list holds
+// warnings that do not stop the policy from loading (exceptions that expired or expire soon).
+func validate(f *File, now time.Time) (errs, warns findings) {
+	if f.APIVersion != APIVersion {
+		errs.add("apiVersion", "must be %q, got %q", APIVersion, f.APIVersion)
+	}
+	if f.Kind != Kind {
+		errs.add("kind", "must be %q, got %q", Kind, f.Kind)
+	}
+	if len(f.Identities) == 0 && len(f.Mandates) == 0 {
+		errs.add("identities", "the policy has neither identities nor mandates: it would do nothing")
+	}
+
+	names := map[string]string{}
+	for i := range f.Identities {
+		validateIdentity(&f.Identities[i], fmt.Sprintf("identities[%d]", i), names, &errs)
+	}
+	mandates := map[string]string{}
+	for i := range f.Mandates {
+		validateMandate(&f.Mandates[i], fmt.Sprintf("mandates[%d]", i), mandates, &errs)
+	}
+	for i := range f.Exceptions {
+		validateException(&f.Exceptions[i], fmt.Sprintf("exceptions[%d]", i), now, &errs, &warns)
+	}
+	return errs, warns
+}
+
+func validateIdentity(id *Identity, path string, names map[string]string, errs *findings) {
+	uniqueName(id.Name, path, "identity", names, errs)
+	patterns(id.Namespaces, path+".namespaces", namespacePattern, "namespace", errs)
+	patterns(id.ServiceAccounts, path+".serviceAccounts", serviceAccountPattern, "ServiceAccount", errs)
+
+	clouds := 0
+	if id.AWS != nil {
+		clouds++
+		validateAWS(id.AWS, path+".aws", errs)
+	}
+	if id.Azure != nil {
+		clouds++
+		validateAzure(id.Azure, path+".azure", errs)
+	}
+	if id.GCP != nil {
+		clouds++
+		validateGCP(id.GCP, path+".gcp", errs)
+	}
+	if clouds != 1 {
+		errs.add(path, "set exactly one of aws, azure or gcp (found %d)", clouds)
+	}
+
+	switch id.Injection {
+	case "":
+		id.Injection = InjectionAnnotate
+	case InjectionAnnotate, InjectionFull:
+	default:
+		errs.add(path+".injection", "must be annotate or full, got %q", id.Injection)
+	}
+	id.Mode = defaultMode(id.Mode, path+".mode", errs)
+}
+
+func validateAWS(a *AWS, path string, errs *findings) {
+	switch {
+	case a.RoleARN == "":
+		errs.add(path+".roleARN", "is required")
+	case !validTemplate(a.RoleARN, path+".roleARN", errs):
+	case !roleARN.MatchString(expandSample(a.RoleARN)):
+		errs.add(path+".roleARN", "%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", a.RoleARN)
+	}
+	if a.Audience == "" {
+		a.Audience = "sts.amazonaws.com"
+	} else if !audience.MatchString(a.Audience) {
+		errs.add(path+".audience", "must be a non-empty audience without spaces")
+	}
+	if a.Region != "" && !awsRegion.MatchString(a.Region) {
+		errs.add(path+".region", "%q is not an AWS region (e.g. eu-west-1)", a.Region)
+	}
+	if t := a.TokenExpirationSeconds; t != nil && (*t < awsMinTokenSeconds || *t >= maxTokenSeconds) {
+		errs.add(path+".tokenExpirationSeconds", "must be at least %d seconds, got %d", awsMinTokenSeconds, *t)
+	}
+}
+
+func validateAzure(a *Azure, path string, errs *findings) {
+	for _, f := range []struct{ name, value string }{{"clientID", a.ClientID}, {"tenantID", a.TenantID}} {
+		switch {
+		case f.value == "":
+			errs.add(path+"."+f.name, "is required (Flux object-level identity needs both IDs)")
+		case !uuid.MatchString(f.value):
+			errs.add(path+"."+f.name, "%q is not a UUID", f.value)
+		}
+	}
+	if t := a.TokenExpirationSeconds; t != nil && (*t < azureMinTokenSeconds || *t > azureMaxTokenSeconds) {
+		errs.add(path+".tokenExpirationSeconds", "must be %d..%d seconds (the Azure webhook denies pods outside), got %d",
+			azureMinTokenSeconds, azureMaxTokenSeconds, *t)
+	}
+}
+
+func validateGCP(g *GCP, path string, errs *findings) {
+	switch {
+	case g.ServiceAccount == "":
+		errs.add(path+".serviceAccount", "is required")
+	case !validTemplate(g.ServiceAccount, path+".serviceAccount", errs):
+	case !gcpEmail.MatchString(expandSample(g.ServiceAccount)):
+		errs.add(path+".serviceAccount", "%q is not a Google service account (NAME@PROJECT.iam.gserviceaccount.com)",
+			g.ServiceAccount)
+	}
+	if g.WorkloadIdentityProvider != "" && !gcpProvider.MatchString(g.WorkloadIdentityProvider) {
+		errs.add(path+".workloadIdentityProvider",
+			"must be projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER")
+	}
+}
+
+func validateMandate(m *Mandate, path string, names map[string]string, errs *findings) {
+	uniqueName(m.Name, path, "mandate", names, errs)
+	patterns(m.Namespaces, path+".namespaces", namespacePattern, "namespace", errs)
+	m.Mode = defaultMode(m.Mode, path+".mode", errs)
+	if len(m.Kinds) == 0 {
+		m.Kinds = slices.Clone(SourceKinds)
+	}
+	for i, k := range m.Kinds {
+		if !slices.Contains(SourceKinds, k) {
+			errs.add(fmt.Sprintf("%s.kinds[%d]", path, i), "unknown kind %q (known: %s)", k, strings.Join(SourceKinds, ", "))
+		}
+	}
+	for i, p := range m.AllowProviders {
+		if !slices.Contains(Providers, p) {
+			errs.add(fmt.Sprintf("%s.allowProviders[%d]", path, i), "unknown provider %q (known: %s)",
+				p, strings.Join(Providers, ", "))
+		}
+	}
+}
+
+func validateException(e *Exception, path string, now time.Time, errs, warns *findings) {
+	if !dnsLabel.MatchString(e.Namespace) {
+		errs.add(path+".namespace", "must be a namespace name, got %q", e.Namespace)
+	}
+	if !slices.Contains(SourceKinds, e.Kind) {
+		errs.add(path+".kind", "unknown kind %q (known: %s)", e.Kind, strings.Join(SourceKinds, ", "))
+	}
+	if e.Name == "" || !serviceAccountPattern.MatchString(e.Name) {
+		errs.add(path+".name", "must be an object name or a glob, got %q", e.Name)
+	}
+	if strings.TrimSpace(e.Reason) == "" {
+		errs.add(path+".reason", "is required: say why and link the ticket")
+	}
+	expires, err := time.Parse(isoDate, e.Expires)
+	if err != nil {
+		errs.add(path+".expires", "must be a date YYYY-MM-DD, got %q", e.Expires)
+		return
+	}
+	end := expires.Add(24 * time.Hour) // the exception holds through its last day (UTC)
+	switch {
+	case !now.Before(end):
+		warns.add(path+".expires", "exception for %s/%s %s expired on %s and no longer applies", e.Namespace, e.Kind,
+			e.Name, e.Expires)
+	case end.Sub(now) <= expiryWarningWindow:
+		warns.add(path+".expires", "exception for %s/%s %s expires on %s", e.Namespace, e.Kind, e.Name, e.Expires)
+	}
+}
+
+func uniqueName(name, path, what string, names map[string]string, errs *findings) {
+	switch {
+	case name == "":
+		errs.add(path+".name", "is required")
+	case !dnsLabel.MatchString(name):
+		errs.add(path+".name", "%q must be a DNS label (lower-case letters, digits and '-', at most 63)", name)
+	case names[name] != "":
+		errs.add(path+".name", "%s name %q is already used by %s", what, name, names[name])
+	default:
+		names[name] = path
+	}
+}
+
+func patterns(ps []string, path string, re *regexp.Regexp, what string, errs *findings) {
+	if len(ps) == 0 {
+		errs.add(path, "list at least one %s (exact name or glob)", what)
+	}
+	for i, p := range ps {
+		if !re.MatchString(p) {
+			errs.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a %s name or glob (allowed: %s)", p, what, allowed[re])
+		}
+	}
+}
+
+func defaultMode(m Mode, path string, errs *findings) Mode {
+	switch m {
+	case "":
+		return ModeEnforce
+	case ModeEnforce, ModeWarn, ModeOff:
+		return m
+	}
+	errs.add(path, "must be enforce, warn or off, got %q", m)
+	return m
+}
+
+// Placeholders in templated identity values.
+const (
+	placeholderNamespace      = "{namespace}"
+	placeholderServiceAccount = "{serviceAccount}"
+)
+
+func expandSample(s string) string {
+	return strings.NewReplacer(placeholderNamespace, "ns", placeholderServiceAccount, "sa").Replace(s)
+}
+
+// validTemplate rejects braces that are not one of the two placeholders (a typo such as {namspace} would otherwise
+// reach the cloud verbatim).
+func validTemplate(s, path string, errs *findings) bool {
+	rest := strings.NewReplacer(placeholderNamespace, "", placeholderServiceAccount, "").Replace(s)
+	if strings.ContainsAny(rest, "{}") {
+		errs.add(path, "unknown placeholder in %q: only {namespace} and {serviceAccount} are expanded", s)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,8 @@
+package webhook
+
+// Handler paths. They are fixed: the chart, the kustomize config and the tests register these exact paths.
+const (
+	PathMutateServiceAccount = "/mutate-v1-serviceaccount"
+	PathMutatePod            = "/mutate-v1-pod"
+	PathValidateFluxSources  = "/validate-flux-sources"
+)
