@@ -1,0 +1,367 @@
+// Package harness starts a real control plane (kube-apiserver + etcd through controller-runtime's envtest) with
+// Flux's real CRDs, runs the webhook server in-process on envtest's serving certificate, and registers the project's
+// own webhook configurations (config/webhook/manifests.yaml) pointed at it. The integration suites and `make run`
+// share it, so the local demo and the tests exercise the same wiring.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/go-logr/logr"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+)
+
+// Scheme knows the Kubernetes built-in types and Flux's source types.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+	utilruntime.Must(sourcev1.AddToScheme(Scheme))
+}
+
+// Options say what to start. Only PolicyFile is required.
+type Options struct {
+	PolicyFile string
+	// Mode is the server-wide --mode (enforce when empty).
+	Mode string
+	// WebhookManifests is the file with the webhook configurations; config/webhook/manifests.yaml by default.
+	WebhookManifests string
+	// CRDDirs hold CRDs to install; $FLUX_CRDS_DIR or bin/crds by default.
+	CRDDirs []string
+	// Log receives the server's logs.
+	Log logr.Logger
+}
+
+// Env is a running control plane with the webhook registered.
+type Env struct {
+	Config     *rest.Config
+	Client     client.Client
+	KubeConfig []byte
+	// MetricsURL and HealthURL are the server's plain-HTTP endpoints on loopback.
+	MetricsURL string
+	HealthURL  string
+	// CertDir holds the serving certificate the API server trusts.
+	CertDir string
+
+	env       *envtest.Environment
+	stopServe context.CancelFunc
+	served    chan error
+}
+
+// RepoRoot finds the repository root (the directory holding go.mod) from the working directory up.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func (o *Options) defaults() error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	if o.WebhookManifests == "" {
+		o.WebhookManifests = filepath.Join(root, "config", "webhook", "manifests.yaml")
+	}
+	if len(o.CRDDirs) == 0 {
+		dir := os.Getenv("FLUX_CRDS_DIR")
+		if dir == "" {
+			dir = filepath.Join(root, "bin", "crds")
+		}
+		o.CRDDirs = []string{dir}
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		if err := os.Setenv("KUBEBUILDER_ASSETS", filepath.Join(root, "bin", "k8s")); err != nil {
+			return err
+		}
+	}
+	for _, need := range []string{filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-apiserver"), o.CRDDirs[0]} {
+		if _, err := os.Stat(need); err != nil {
+			return fmt.Errorf("%s is missing: run `make envtest-bins flux-crds` first", need)
+		}
+	}
+	if o.Mode == "" {
+		o.Mode = "enforce"
+	}
+	return nil
+}
+
+// Start brings up the control plane and the webhook server; Stop tears both down.
+func Start(ctx context.Context, o Options) (*Env, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	mutating, validating, err := ReadWebhookConfigurations(o.WebhookManifests)
+	if err != nil {
+		return nil, err
+	}
+	te := &envtest.Environment{
+		CRDDirectoryPaths:     o.CRDDirs,
+		ErrorIfCRDPathMissing: true,
+		Scheme:                Scheme,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			MutatingWebhooks:   mutating,
+			ValidatingWebhooks: validating,
+			LocalServingHost:   "127.0.0.1",
+		},
+	}
+	// envtest joins host:port and the service path with a '/', so a leading '/' would give "//path".
+	for _, m := range mutating {
+		for i := range m.Webhooks {
+			trimPath(&m.Webhooks[i].ClientConfig)
+		}
+	}
+	for _, v := range validating {
+		for i := range v.Webhooks {
+			trimPath(&v.Webhooks[i].ClientConfig)
+		}
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start control plane: %w", err)
+	}
+	e := &Env{Config: cfg, KubeConfig: te.KubeConfig, env: te, CertDir: te.WebhookInstallOptions.LocalServingCertDir}
+	if e.Client, err = client.New(cfg, client.Options{Scheme: Scheme}); err != nil {
+		_ = te.Stop()
+		return nil, err
+	}
+	if err := e.startServer(ctx, o); err != nil {
+		_ = te.Stop()
+		return nil, err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := e.waitForWebhooks(waitCtx); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+func trimPath(cc *admissionv1.WebhookClientConfig) {
+	if cc.Service != nil && cc.Service.Path != nil {
+		p := strings.TrimPrefix(*cc.Service.Path, "/")
+		cc.Service.Path = &p
+	}
+}
+
+func (e *Env) startServer(ctx context.Context, o Options) error {
+	opts := app.DefaultServeOptions()
+	opts.PolicyFile = o.PolicyFile
+	opts.Mode = o.Mode
+	opts.CertDir = e.CertDir
+	opts.Host = e.env.WebhookInstallOptions.LocalServingHost
+	opts.Port = e.env.WebhookInstallOptions.LocalServingPort
+	opts.MetricsBindAddress = "127.0.0.1:0"
+	opts.HealthProbeBindAddress = "127.0.0.1:0"
+	opts.PolicyPollInterval = time.Second
+	ready := make(chan app.ServeAddresses, 1)
+	opts.Ready = func(a app.ServeAddresses) { ready <- a }
+
+	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopServe = cancel
+	e.served = make(chan error, 1)
+	go func() { e.served <- app.RunServe(serveCtx, opts, o.Log) }()
+	select {
+	case a := <-ready:
+		e.MetricsURL = "http://" + a.Metrics + "/metrics"
+		e.HealthURL = "http://" + a.Health
+		return nil
+	case err := <-e.served:
+		return fmt.Errorf("webhook server exited before it was ready: %w", err)
+	case <-ctx.Done():
+		cancel()
+		return ctx.Err()
+	}
+}
+
+// Stop stops the webhook server, then the control plane.
+func (e *Env) Stop() error {
+	e.stopServe()
+	serveErr := <-e.served
+	return errors.Join(serveErr, e.env.Stop())
+}
+
+// ReadWebhookConfigurations decodes the webhook configurations of a multi-document manifest, strictly.
+func ReadWebhookConfigurations(path string) ([]*admissionv1.MutatingWebhookConfiguration,
+	[]*admissionv1.ValidatingWebhookConfiguration, error,
+) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		mutating   []*admissionv1.MutatingWebhookConfiguration
+		validating []*admissionv1.ValidatingWebhookConfiguration
+	)
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		var meta struct{ Kind string }
+		if err := utilyaml.Unmarshal(doc, &meta); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		switch meta.Kind {
+		case "MutatingWebhookConfiguration":
+			m := &admissionv1.MutatingWebhookConfiguration{}
+			if err := utilyaml.UnmarshalStrict(doc, m); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			mutating = append(mutating, m)
+		case "ValidatingWebhookConfiguration":
+			v := &admissionv1.ValidatingWebhookConfiguration{}
+			if err := utilyaml.UnmarshalStrict(doc, v); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			validating = append(validating, v)
+		case "":
+		default:
+			return nil, nil, fmt.Errorf("%s: unexpected kind %q", path, meta.Kind)
+		}
+	}
+	return mutating, validating, nil
+}
+
+// Metrics scrapes the server's /metrics endpoint.
+func (e *Env) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.MetricsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+// Counter returns the value of a counter or gauge with exactly the given labels (0 when absent).
+func (e *Env) Counter(ctx context.Context, name string, labels map[string]string) (float64, error) {
+	families, err := e.Metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return Value(families, name, labels), nil
+}
+
+// Value finds a sample in scraped metrics: the sum over samples whose labels include the given ones.
+func Value(families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	f, ok := families[name]
+	if !ok {
+		return 0
+	}
+	total := 0.0
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		}
+	}
+	return total
+}
+
+// waitForWebhooks returns once the API server calls each of the three handlers. Webhook configurations reach the API
+// server's admission chain through an informer, a moment after they are created; dry-run requests (the webhooks
+// declare sideEffects: None) probe that without leaving objects behind.
+func (e *Env) waitForWebhooks(ctx context.Context) error {
+	probes := []struct {
+		path string
+		obj  func(n int) client.Object
+	}{
+		{"/mutate-v1-serviceaccount", func(n int) client.Object {
+			return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"}}
+		}},
+		{"/mutate-v1-pod", func(n int) client.Object {
+			return &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			}
+		}},
+		{"/validate-flux-sources", func(n int) client.Object {
+			return &sourcev1.GitRepository{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
+				Spec:       sourcev1.GitRepositorySpec{URL: "https://example.invalid/repo.git", Interval: metav1.Duration{Duration: time.Minute}},
+			}
+		}},
+	}
+	for _, p := range probes {
+		for n := 0; ; n++ {
+			before, err := e.Counter(ctx, "fluxidentity_admission_decisions_total", map[string]string{"webhook": p.path})
+			if err != nil {
+				return err
+			}
+			if err := e.Client.Create(ctx, p.obj(n), client.DryRunAll); err != nil {
+				return fmt.Errorf("probe %s: %w", p.path, err)
+			}
+			after, err := e.Counter(ctx, "fluxidentity_admission_decisions_total", map[string]string{"webhook": p.path})
+			if err != nil {
+				return err
+			}
+			if after > before {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the API server never called %s: %w", p.path, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
