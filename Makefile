@@ -28,7 +28,8 @@ help: ## Show the targets.
 
 .PHONY: run
 run: envtest-bins flux-crds ## Start a local control plane with the webhook and the sample policy (Ctrl-C stops).
-	$(GO) run ./test/devenv --policy config/samples/policy.yaml --workdir $(BIN)/devenv
+	$(GO) build -o $(BIN)/devenv ./test/devenv
+	$(BIN)/devenv --policy config/samples/policy.yaml --workdir $(BIN)/devenv
 
 .PHONY: test
 test: envtest-bins flux-crds ## Run every test: unit, fuzz seeds, and the integration suites on a real API server.

@@ -29,9 +29,14 @@ func decode(data []byte) (*File, positions, findings) {
 		return nil, ps, fs
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		ps["$document2"] = pos{extra.Line, extra.Column}
 		fs.add("$document2", "a policy file holds exactly one YAML document; remove the second one")
+	case !errors.Is(err, io.EOF):
+		// The decoder reads one document at a time: a broken second document is only seen here.
+		ps["$document2"] = syntaxPos(err)
+		fs.add("$document2", "%s", syntaxMessage(err))
 	}
 
 	f := &File{}

@@ -26,7 +26,7 @@ type Policy struct {
 
 	identities identityIndex
 	owners     namespaceModes
-	mandates   patternIndex[int] // index into Spec.Mandates
+	mandates   patternIndex[int]              // index into Spec.Mandates
 	exceptions map[string][]compiledException // key: namespace + "/" + kind
 }
 

@@ -26,8 +26,10 @@ type Reloader struct {
 
 	current atomic.Pointer[Policy]
 
-	mu     sync.Mutex // serialises reloads and guards status
-	status ReloadStatus
+	mu sync.Mutex // serialises reloads and onEvent calls; status is only written under it
+	// status is read without the lock, so that onEvent and readiness checks never wait for a reload (or deadlock
+	// when onEvent asks for it).
+	status atomic.Pointer[ReloadStatus]
 }
 
 // ReloadEvent tells the caller what a reload attempt did, for logs and metrics.
@@ -50,7 +52,8 @@ type ReloadStatus struct {
 }
 
 // NewReloader loads path once; it fails when that first load fails, since there is no last good policy to keep.
-// onEvent (optional) is called after every reload attempt that changes something or fails.
+// onEvent (optional) is called after every reload attempt that changes something, fails, or clears an earlier
+// failure. Calls are serialised; onEvent may call Current and Status, but not Reload.
 func NewReloader(path string, onEvent func(ReloadEvent)) (*Reloader, error) {
 	r := &Reloader{path: path, now: time.Now, onEvent: onEvent}
 	p, err := Load(path)
@@ -58,7 +61,7 @@ func NewReloader(path string, onEvent func(ReloadEvent)) (*Reloader, error) {
 		return nil, err
 	}
 	r.current.Store(p)
-	r.status.LastAttempt = r.now()
+	r.status.Store(&ReloadStatus{LastAttempt: r.now()})
 	return r, nil
 }
 
@@ -66,47 +69,53 @@ func NewReloader(path string, onEvent func(ReloadEvent)) (*Reloader, error) {
 func (r *Reloader) Current() *Policy { return r.current.Load() }
 
 // Status returns the outcome of the latest reload attempt.
-func (r *Reloader) Status() ReloadStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status
-}
+func (r *Reloader) Status() ReloadStatus { return *r.status.Load() }
 
-// Reload reads the file now. Content identical to the policy in force, or to the last rejected content, is a no-op.
+// Reload reads the file now. Content identical to the policy in force, or to the last rejected content, is a no-op
+// (reverting to the policy in force after a rejected edit clears the error, and onEvent hears so).
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.status.LastAttempt = r.now()
+	st := *r.status.Load()
+	st.LastAttempt = r.now()
 
 	data, err := os.ReadFile(r.path)
 	if err != nil {
 		err = fmt.Errorf("read policy %s: %w", r.path, err)
-		r.fail("", err)
+		r.fail(st, "", err)
 		return err
 	}
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
 	old := r.current.Load()
 	if digest == old.Digest {
-		r.status.LastError, r.status.RejectedDigest = nil, ""
+		failed := st.LastError != nil
+		st.LastError, st.RejectedDigest = nil, ""
+		r.status.Store(&st)
+		if failed {
+			r.emit(ReloadEvent{Policy: old})
+		}
 		return nil
 	}
-	if digest == r.status.RejectedDigest {
-		return r.status.LastError
+	if digest == st.RejectedDigest {
+		r.status.Store(&st)
+		return st.LastError
 	}
-	p, err := Parse(r.path, data, r.now())
+	p, err := Parse(r.path, data, st.LastAttempt)
 	if err != nil {
-		r.fail(digest, err)
+		r.fail(st, digest, err)
 		return err
 	}
 	r.current.Store(p)
-	r.status.LastError, r.status.RejectedDigest = nil, ""
+	st.LastError, st.RejectedDigest = nil, ""
+	r.status.Store(&st)
 	r.emit(ReloadEvent{Policy: p, Changed: true})
 	return nil
 }
 
-func (r *Reloader) fail(digest string, err error) {
-	r.status.LastError, r.status.RejectedDigest = err, digest
+func (r *Reloader) fail(st ReloadStatus, digest string, err error) {
+	st.LastError, st.RejectedDigest = err, digest
+	r.status.Store(&st)
 	r.emit(ReloadEvent{Policy: r.current.Load(), Err: err})
 }
 
@@ -150,7 +159,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce, poll time.Duration) erro
 			if !ok {
 				return nil
 			}
+			r.mu.Lock() // onEvent calls stay serialised
 			r.emit(ReloadEvent{Policy: r.Current(), Err: fmt.Errorf("watch policy %s: %w", r.path, err)})
+			r.mu.Unlock()
 		case <-pending.C:
 			_ = r.Reload() // reported through onEvent and Status
 		case <-ticker.C:

@@ -114,8 +114,12 @@ func validateAWS(a *AWS, path string, errs *findings) {
 	if a.Region != "" && !awsRegion.MatchString(a.Region) {
 		errs.add(path+".region", "%q is not an AWS region (e.g. eu-west-1)", a.Region)
 	}
-	if t := a.TokenExpirationSeconds; t != nil && (*t < awsMinTokenSeconds || *t >= maxTokenSeconds) {
+	switch t := a.TokenExpirationSeconds; {
+	case t == nil:
+	case *t < awsMinTokenSeconds:
 		errs.add(path+".tokenExpirationSeconds", "must be at least %d seconds, got %d", awsMinTokenSeconds, *t)
+	case *t >= maxTokenSeconds:
+		errs.add(path+".tokenExpirationSeconds", "must be %d..%d seconds, got %d", awsMinTokenSeconds, maxTokenSeconds-1, *t)
 	}
 }
 
@@ -140,7 +144,8 @@ func validateGCP(g *GCP, path string, errs *findings) {
 		errs.add(path+".serviceAccount", "is required")
 	case !validTemplate(g.ServiceAccount, path+".serviceAccount", errs):
 	case !gcpEmail.MatchString(expandSample(g.ServiceAccount)):
-		errs.add(path+".serviceAccount", "%q is not a Google service account (NAME@PROJECT.iam.gserviceaccount.com)",
+		errs.add(path+".serviceAccount",
+			"%q is not a Google service account (NAME@PROJECT.iam.gserviceaccount.com, NAME of 6 to 30 characters)",
 			g.ServiceAccount)
 	}
 	if g.WorkloadIdentityProvider != "" && !gcpProvider.MatchString(g.WorkloadIdentityProvider) {
@@ -238,8 +243,11 @@ const (
 	placeholderServiceAccount = "{serviceAccount}"
 )
 
+// expandSample fills the placeholders with six-letter names. Six is the shortest Google service account ID, so a
+// template made of placeholders alone ("{serviceAccount}@PROJECT.iam.gserviceaccount.com") is accepted, while the
+// fixed parts are still held to the formats.
 func expandSample(s string) string {
-	return strings.NewReplacer(placeholderNamespace, "ns", placeholderServiceAccount, "sa").Replace(s)
+	return strings.NewReplacer(placeholderNamespace, "sample", placeholderServiceAccount, "sample").Replace(s)
 }
 
 // validTemplate rejects braces that are not one of the two placeholders (a typo such as {namspace} would otherwise

@@ -1,0 +1,147 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+const validReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+ "request":{"uid":"42","kind":{"group":"","version":"v1","kind":"ServiceAccount"},
+ "resource":{"group":"","version":"v1","resource":"serviceaccounts"},"namespace":"ns","operation":"CREATE",
+ "userInfo":{},"object":{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"sa","namespace":"ns"}}}}`
+
+func serve(t *testing.T, h admission.Handler, method, contentType, body string, limit int64) (*httptest.ResponseRecorder, admissionv1.AdmissionReview) {
+	t.Helper()
+	rh := &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, MaxRequestBytes: limit}
+	req := httptest.NewRequestWithContext(t.Context(), method, "/mutate-v1-serviceaccount", strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	rh.ServeHTTP(rec, req)
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("response is not an AdmissionReview: %v: %s", err, rec.Body.String())
+	}
+	if out.Response == nil {
+		t.Fatalf("response review has no response: %s", rec.Body.String())
+	}
+	return rec, out
+}
+
+var allowAll = admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+	return admission.Allowed("")
+})
+
+func TestReviewHandlerStatusCodes(t *testing.T) {
+	tests := map[string]struct {
+		method, contentType, body string
+		limit                     int64
+		wantStatus                int
+		wantMessage               string
+	}{
+		"a valid review is answered 200 with its uid": {
+			method: http.MethodPost, contentType: "application/json", body: validReview, wantStatus: http.StatusOK,
+		},
+		"a content type with parameters is accepted": {
+			method: http.MethodPost, contentType: "application/json; charset=utf-8", body: validReview,
+			wantStatus: http.StatusOK,
+		},
+		"malformed JSON gets 400": {
+			method: http.MethodPost, contentType: "application/json", body: `{"apiVersion":`,
+			wantStatus: http.StatusBadRequest, wantMessage: "decode AdmissionReview",
+		},
+		"a review of another version gets 400": {
+			method: http.MethodPost, contentType: "application/json",
+			body:       strings.Replace(validReview, "admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1),
+			wantStatus: http.StatusBadRequest, wantMessage: "expected admission.k8s.io/v1",
+		},
+		"a review without a request gets 400": {
+			method: http.MethodPost, contentType: "application/json",
+			body:       `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`,
+			wantStatus: http.StatusBadRequest, wantMessage: "no request",
+		},
+		"an empty body gets 400": {
+			method: http.MethodPost, contentType: "application/json", body: "",
+			wantStatus: http.StatusBadRequest,
+		},
+		"a body over the cap gets 413": {
+			method: http.MethodPost, contentType: "application/json", body: validReview, limit: 64,
+			wantStatus: http.StatusRequestEntityTooLarge, wantMessage: "over the 64 byte limit",
+		},
+		"another content type gets 415": {
+			method: http.MethodPost, contentType: "application/yaml", body: validReview,
+			wantStatus: http.StatusUnsupportedMediaType,
+		},
+		"GET gets 405": {
+			method: http.MethodGet, contentType: "application/json", body: "",
+			wantStatus: http.StatusMethodNotAllowed,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rec, out := serve(t, allowAll, tc.method, tc.contentType, tc.body, tc.limit)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantStatus, rec.Body.String())
+			}
+			if int(out.Response.Result.Code) != tc.wantStatus {
+				t.Errorf("review result code %d, want %d", out.Response.Result.Code, tc.wantStatus)
+			}
+			if tc.wantStatus == http.StatusOK {
+				if out.Response.UID != "42" || !out.Response.Allowed {
+					t.Errorf("response %+v: want allowed with uid 42", out.Response)
+				}
+				if out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview" {
+					t.Errorf("response typed %s %s", out.APIVersion, out.Kind)
+				}
+			}
+			if !strings.Contains(out.Response.Result.Message, tc.wantMessage) {
+				t.Errorf("message %q does not contain %q", out.Response.Result.Message, tc.wantMessage)
+			}
+		})
+	}
+}
+
+func TestReviewHandlerRefusesOversizedBodyFromContentLength(t *testing.T) {
+	rh := &ReviewHandler{Webhook: &admission.Webhook{Handler: allowAll}, MaxRequestBytes: 1024}
+	body := &countingReader{}
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", body)
+	req.ContentLength = 1 << 30
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	rh.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", rec.Code)
+	}
+	if body.read != 0 {
+		t.Errorf("read %d bytes of a body announced over the cap, want 0", body.read)
+	}
+}
+
+type countingReader struct{ read int }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.read += len(p)
+	return len(p), nil
+}
+
+func TestReviewHandlerTurnsPanicsIntoErrors(t *testing.T) {
+	panics := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		panic("boom")
+	})
+	rec, out := serve(t, panics, http.MethodPost, "application/json", validReview, 0)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: the review itself was well formed", rec.Code)
+	}
+	if out.Response.Allowed || out.Response.Result.Code != http.StatusInternalServerError {
+		t.Errorf("response %+v: want a 500 error result", out.Response.Result)
+	}
+	if out.Response.UID != "42" {
+		t.Errorf("uid %q, want 42", out.Response.UID)
+	}
+}
