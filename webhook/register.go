@@ -1,8 +1,6 @@
 package webhook
 
 import (
-	"context"
-
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -32,43 +30,4 @@ func Register(srv ctrlwebhook.Server, o Options) {
 	} {
 		srv.Register(path, &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, MaxRequestBytes: o.MaxRequestBytes})
 	}
-}
-
-// The handlers below only admit for now; the mutation and validation rules arrive with their own changes. They
-// already count every request, which the integration suite uses to prove the API server reaches them.
-
-type serviceAccountMutator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &serviceAccountMutator{}
-
-func (h *serviceAccountMutator) Handle(_ context.Context, _ admission.Request) admission.Response {
-	h.count.allowed.Inc()
-	return admission.Allowed("")
-}
-
-type podMutator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &podMutator{}
-
-func (h *podMutator) Handle(_ context.Context, _ admission.Request) admission.Response {
-	h.count.allowed.Inc()
-	return admission.Allowed("")
-}
-
-type sourceValidator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &sourceValidator{}
-
-func (h *sourceValidator) Handle(_ context.Context, _ admission.Request) admission.Response {
-	h.count.allowed.Inc()
-	return admission.Allowed("")
 }

@@ -8,6 +8,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
 // Scheme knows the Kubernetes built-in types and Flux's source types.
@@ -68,9 +71,10 @@ type Env struct {
 	// CertDir holds the serving certificate the API server trusts.
 	CertDir string
 
-	env       *envtest.Environment
-	stopServe context.CancelFunc
-	served    chan error
+	env        *envtest.Environment
+	policyFile string
+	stopServe  context.CancelFunc
+	served     chan error
 }
 
 // RepoRoot finds the repository root (the directory holding go.mod) from the working directory up.
@@ -156,7 +160,10 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
-	e := &Env{Config: cfg, KubeConfig: te.KubeConfig, env: te, CertDir: te.WebhookInstallOptions.LocalServingCertDir}
+	e := &Env{
+		Config: cfg, KubeConfig: te.KubeConfig, env: te, policyFile: o.PolicyFile,
+		CertDir: te.WebhookInstallOptions.LocalServingCertDir,
+	}
 	if e.Client, err = client.New(cfg, client.Options{Scheme: Scheme}); err != nil {
 		_ = te.Stop()
 		return nil, err
@@ -365,3 +372,38 @@ func (e *Env) waitForWebhooks(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SetPolicy replaces the served policy file the way a ConfigMap update does (write aside, rename over) and waits until
+// the server has swapped the new version in, so the next request is answered from it. Use it in BeforeEach to give
+// each spec the policy it needs.
+func (e *Env) SetPolicy(ctx context.Context, content string) error {
+	if _, err := policy.Parse(e.policyFile, []byte(content), time.Now()); err != nil {
+		return fmt.Errorf("the server would reject this policy: %w", err)
+	}
+	tmp := e.policyFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, e.policyFile); err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(content))
+	digest := hex.EncodeToString(sum[:])[:12]
+	for {
+		families, err := e.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if Value(families, "fluxidentity_policy_info", map[string]string{"digest": digest}) == 1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("policy %s was not loaded: %w", digest, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// PolicyFile is the file the server watches.
+func (e *Env) PolicyFile() string { return e.policyFile }
