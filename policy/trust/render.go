@@ -1,0 +1,257 @@
+package trust
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+// Cloud-side constants. The Azure audience and the GCP role are fixed by the clouds; AWS's audience comes from the
+// policy (default sts.amazonaws.com).
+const (
+	AzureAudience           = "api://AzureADTokenExchange"
+	GCPWorkloadIdentityRole = "roles/iam.workloadIdentityUser"
+	awsWebIdentityAction    = "sts:AssumeRoleWithWebIdentity"
+	awsPolicyVersion        = "2012-10-17"
+	// AzureMaxCredentials is how many federated identity credentials one Azure managed identity can hold.
+	AzureMaxCredentials = 20
+)
+
+// Options say what the cloud side trusts.
+type Options struct {
+	// Issuer is the cluster's ServiceAccount token issuer (kube-apiserver --service-account-issuer), exactly as it
+	// appears in the tokens' iss claim. Required for AWS and Azure.
+	Issuer string
+	// WorkloadPool overrides the GKE workload pool (default: PROJECT.svc.id.goog of each Google service account).
+	WorkloadPool string
+}
+
+// ValidateIssuer checks that an issuer is an https URL without query or fragment, as AWS and Azure require.
+func ValidateIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return fmt.Errorf("issuer %q: %w", issuer, err)
+	}
+	if u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("issuer %q must be an https URL without user, query or fragment", issuer)
+	}
+	return nil
+}
+
+// AWSProviderPath is the issuer as IAM names its OIDC provider and condition keys: host and path, without the
+// scheme and without a trailing slash.
+func AWSProviderPath(issuer string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(issuer, "https://"), "/")
+}
+
+// AWSProviderARN is the IAM OIDC provider of issuer in the account and partition of roleARN.
+func AWSProviderARN(roleARN, issuer string) string {
+	partition, account := awsARNParts(roleARN)
+	return "arn:" + partition + ":iam::" + account + ":oidc-provider/" + AWSProviderPath(issuer)
+}
+
+// awsARNParts returns the partition and account of a (validated) role ARN: arn:PARTITION:iam::ACCOUNT:role/NAME.
+func awsARNParts(roleARN string) (partition, account string) {
+	parts := strings.SplitN(roleARN, ":", 6)
+	if len(parts) < 6 {
+		return "", ""
+	}
+	return parts[1], parts[4]
+}
+
+// AWSRoleName is the role's name: the last segment of the ARN's resource path.
+func AWSRoleName(roleARN string) string {
+	return roleARN[strings.LastIndex(roleARN, "/")+1:]
+}
+
+// GCPProject is the project of a user-managed Google service account: NAME@PROJECT.iam.gserviceaccount.com.
+func GCPProject(email string) string {
+	_, domain, _ := strings.Cut(email, "@")
+	return strings.TrimSuffix(domain, ".iam.gserviceaccount.com")
+}
+
+// GCPMember is the IAM principal of a pair: on GKE serviceAccount:POOL[NS/SA]; through a workload identity provider
+// outside GKE the pool's principal for the token subject.
+func GCPMember(p Pair, workloadPool string) string {
+	if provider := p.Match.Identity.GCP.WorkloadIdentityProvider; provider != "" {
+		poolPath, _, _ := strings.Cut(provider, "/providers/")
+		return "principal://iam.googleapis.com/" + poolPath + "/subject/" + p.Subject()
+	}
+	if workloadPool == "" {
+		workloadPool = GCPProject(p.Match.GCPServiceAccount) + ".svc.id.goog"
+	}
+	return "serviceAccount:" + workloadPool + "[" + p.Namespace + "/" + p.ServiceAccount + "]"
+}
+
+// Rendered is the cloud side of a policy.
+type Rendered struct {
+	Issuer     string          `json:"issuer,omitempty"`
+	AWS        []AWSRole       `json:"aws,omitempty"`
+	Azure      []AzureIdentity `json:"azure,omitempty"`
+	GCP        []GCPBinding    `json:"gcp,omitempty"`
+	Unresolved []Unresolved    `json:"unresolved,omitempty"`
+	// Warnings are limits the cloud will enforce that the rendered side runs into.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// AWSRole is the trust policy one IAM role needs: one statement per audience, trusting every ServiceAccount that
+// the policy maps to the role.
+type AWSRole struct {
+	RoleARN         string         `json:"roleARN"`
+	ServiceAccounts []string       `json:"serviceAccounts"`
+	TrustPolicy     PolicyDocument `json:"trustPolicy"`
+}
+
+// PolicyDocument is an IAM policy document as AWS prints it.
+type PolicyDocument struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one IAM policy statement of a web identity trust policy.
+type Statement struct {
+	Effect    string                    `json:"Effect"`
+	Principal map[string]string         `json:"Principal"`
+	Action    string                    `json:"Action"`
+	Condition map[string]map[string]any `json:"Condition"`
+}
+
+// AzureIdentity is a managed identity (or app registration) and the federated credentials it needs.
+type AzureIdentity struct {
+	ClientID    string                `json:"clientID"`
+	TenantID    string                `json:"tenantID"`
+	Credentials []FederatedCredential `json:"credentials"`
+}
+
+// FederatedCredential is one Azure federated identity credential.
+type FederatedCredential struct {
+	Name      string   `json:"name"`
+	Issuer    string   `json:"issuer"`
+	Subject   string   `json:"subject"`
+	Audiences []string `json:"audiences"`
+}
+
+// GCPBinding is the IAM binding a Google service account needs on itself.
+type GCPBinding struct {
+	ServiceAccount string   `json:"serviceAccount"`
+	Role           string   `json:"role"`
+	Members        []string `json:"members"`
+}
+
+// ErrIssuerRequired is returned when AWS or Azure pairs are rendered without an issuer.
+var ErrIssuerRequired = errors.New("--issuer is required for AWS and Azure identities")
+
+// Render builds the cloud side for pairs, grouped per role, client ID and Google service account in the order they
+// first appear. clouds limits the output (all when empty).
+func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Options) (*Rendered, error) {
+	r := &Rendered{Issuer: o.Issuer, Unresolved: unresolved}
+	want := func(c policy.Cloud) bool { return len(clouds) == 0 || slices.Contains(clouds, c) }
+	needIssuer := false
+	for _, p := range pairs {
+		if (p.Match.Cloud == policy.CloudAWS && want(policy.CloudAWS)) ||
+			(p.Match.Cloud == policy.CloudAzure && want(policy.CloudAzure)) {
+			needIssuer = true
+		}
+	}
+	if needIssuer {
+		if o.Issuer == "" {
+			return nil, ErrIssuerRequired
+		}
+		if err := ValidateIssuer(o.Issuer); err != nil {
+			return nil, err
+		}
+	}
+	aws := map[string]int{}
+	azure := map[string]int{}
+	gcp := map[string]int{}
+	for _, p := range pairs {
+		if !want(p.Match.Cloud) {
+			continue
+		}
+		switch p.Match.Cloud {
+		case policy.CloudAWS:
+			i, ok := aws[p.Match.RoleARN]
+			if !ok {
+				i = len(r.AWS)
+				aws[p.Match.RoleARN] = i
+				r.AWS = append(r.AWS, AWSRole{RoleARN: p.Match.RoleARN,
+					TrustPolicy: PolicyDocument{Version: awsPolicyVersion}})
+			}
+			r.AWS[i].add(p, o.Issuer)
+		case policy.CloudAzure:
+			a := p.Match.Identity.Azure
+			i, ok := azure[a.ClientID]
+			if !ok {
+				i = len(r.Azure)
+				azure[a.ClientID] = i
+				r.Azure = append(r.Azure, AzureIdentity{ClientID: a.ClientID, TenantID: a.TenantID})
+			}
+			r.Azure[i].Credentials = append(r.Azure[i].Credentials, FederatedCredential{
+				Name: CredentialName(p), Issuer: o.Issuer, Subject: p.Subject(), Audiences: []string{AzureAudience},
+			})
+		case policy.CloudGCP:
+			gsa := p.Match.GCPServiceAccount
+			i, ok := gcp[gsa]
+			if !ok {
+				i = len(r.GCP)
+				gcp[gsa] = i
+				r.GCP = append(r.GCP, GCPBinding{ServiceAccount: gsa, Role: GCPWorkloadIdentityRole})
+			}
+			r.GCP[i].Members = append(r.GCP[i].Members, GCPMember(p, o.WorkloadPool))
+		}
+	}
+	for _, a := range r.Azure {
+		if len(a.Credentials) > AzureMaxCredentials {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("azure client ID %s needs %d federated credentials; "+
+				"a managed identity holds at most %d: split the entry across identities", a.ClientID,
+				len(a.Credentials), AzureMaxCredentials))
+		}
+	}
+	return r, nil
+}
+
+// add trusts one more pair: its subject joins the statement for its audience, or a new statement is started.
+func (r *AWSRole) add(p Pair, issuer string) {
+	r.ServiceAccounts = append(r.ServiceAccounts, p.String())
+	audience := p.Match.Identity.AWS.Audience
+	if audience == "" {
+		audience = "sts.amazonaws.com"
+	}
+	key := AWSProviderPath(issuer)
+	for i := range r.TrustPolicy.Statement {
+		cond := r.TrustPolicy.Statement[i].Condition["StringEquals"]
+		if cond[key+":aud"] == audience {
+			switch subs := cond[key+":sub"].(type) {
+			case string:
+				cond[key+":sub"] = []string{subs, p.Subject()}
+			case []string:
+				cond[key+":sub"] = append(subs, p.Subject())
+			}
+			return
+		}
+	}
+	r.TrustPolicy.Statement = append(r.TrustPolicy.Statement, Statement{
+		Effect:    "Allow",
+		Principal: map[string]string{"Federated": AWSProviderARN(r.RoleARN, issuer)},
+		Action:    awsWebIdentityAction,
+		Condition: map[string]map[string]any{"StringEquals": {key + ":sub": p.Subject(), key + ":aud": audience}},
+	})
+}
+
+// CredentialName names a pair's Azure federated credential NS_SA, in the characters Azure allows (letters, digits,
+// '-' and '_', starting with a letter or digit, at most 120). Kubernetes names never contain '_', so the name is
+// unique per pair; a longer name keeps its first 111 characters and a hash of the whole.
+func CredentialName(p Pair) string {
+	name := p.Namespace + "_" + strings.ReplaceAll(p.ServiceAccount, ".", "-")
+	if len(name) > 120 {
+		sum := sha256.Sum256([]byte(name))
+		name = name[:111] + "_" + hex.EncodeToString(sum[:4])
+	}
+	return name
+}

@@ -1,0 +1,221 @@
+package trust
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files from the current output")
+
+const testIssuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
+
+var testNames = Names{
+	Namespaces:      []string{"team-a", "team-azure", "team-data", "kube-system"},
+	ServiceAccounts: []string{"flux-source", "flux-helm", "default"},
+}
+
+func loadTestPolicy(t *testing.T) *policy.Policy {
+	t.Helper()
+	p, err := loadPolicyForFuzz()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func loadPolicyForFuzz() (*policy.Policy, error) {
+	data, err := os.ReadFile(filepath.Join("testdata", "policy.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	return policy.Parse("testdata/policy.yaml", data, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// TestRenderGolden renders the three-cloud policy in every format and compares with testdata/render.*.golden
+// (go test ./policy/trust -run TestRenderGolden -update rewrites them; review the diff).
+func TestRenderGolden(t *testing.T) {
+	p := loadTestPolicy(t)
+	pairs, unresolved := Pairs(p, testNames)
+	r, err := Render(pairs, unresolved, nil, Options{Issuer: testIssuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{FormatText, FormatJSON, FormatYAML, FormatShell} {
+		t.Run(format, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := WriteRendered(&out, format, r); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "render."+format+".golden")
+			if *update {
+				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("%s differs from %s (run with -update and review the diff):\n%s", format, golden, out.String())
+			}
+		})
+	}
+}
+
+func TestPairs(t *testing.T) {
+	p := loadTestPolicy(t)
+	tests := map[string]struct {
+		names          Names
+		wantPairs      map[string]string // NS/SA -> identity
+		wantUnresolved []string          // identity:pattern
+	}{
+		"exact names are listed without any given names, globs are reported unresolved": {
+			wantPairs: map[string]string{
+				"flux-system/source-controller": "flux-controllers", "flux-system/kustomize-controller": "flux-controllers",
+				"flux-system/helm-controller": "flux-helm", "flux-system/image-automation-controller": "flux-image-automation",
+				"flux-system/notification-controller": "flux-notifications",
+				"team-azure/flux-source":              "team-azure", "team-azure/flux-image": "team-azure",
+				"team-data/flux-source": "team-data", "team-data/flux-helm": "team-data",
+			},
+			wantUnresolved: []string{"tenants:team-*", "tenants:flux-*", "sandboxes:sandbox-*"},
+		},
+		"a glob expands to the given names it matches, and the most specific entry keeps its pairs": {
+			names: Names{Namespaces: []string{"team-azure", "team-x", "other"}, ServiceAccounts: []string{"flux-source", "flux-helm"}},
+			wantPairs: map[string]string{
+				"flux-system/source-controller": "flux-controllers", "flux-system/kustomize-controller": "flux-controllers",
+				"flux-system/helm-controller": "flux-helm", "flux-system/image-automation-controller": "flux-image-automation",
+				"flux-system/notification-controller": "flux-notifications",
+				"team-azure/flux-source":              "team-azure", "team-azure/flux-image": "team-azure",
+				"team-azure/flux-helm": "tenants", "team-x/flux-source": "tenants", "team-x/flux-helm": "tenants",
+				"team-data/flux-source": "team-data", "team-data/flux-helm": "team-data",
+			},
+			wantUnresolved: []string{"sandboxes:sandbox-*"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pairs, unresolved := Pairs(p, tc.names)
+			got := map[string]string{}
+			for _, pr := range pairs {
+				got[pr.String()] = pr.Match.Identity.Name
+			}
+			if len(got) != len(pairs) {
+				t.Errorf("a pair is listed twice: %v", pairs)
+			}
+			for k, v := range tc.wantPairs {
+				if got[k] != v {
+					t.Errorf("%s: identity %q, want %q", k, got[k], v)
+				}
+			}
+			for k := range got {
+				if _, ok := tc.wantPairs[k]; !ok {
+					t.Errorf("unexpected pair %s (%s)", k, got[k])
+				}
+			}
+			var un []string
+			for _, u := range unresolved {
+				un = append(un, u.Identity+":"+u.Pattern)
+			}
+			if !slices.Equal(un, tc.wantUnresolved) {
+				t.Errorf("unresolved %v, want %v", un, tc.wantUnresolved)
+			}
+		})
+	}
+}
+
+func TestRenderOptions(t *testing.T) {
+	p := loadTestPolicy(t)
+	pairs, _ := Pairs(p, testNames)
+	tests := map[string]struct {
+		clouds  []policy.Cloud
+		opts    Options
+		wantErr string
+		check   func(t *testing.T, r *Rendered)
+	}{
+		"AWS and Azure need an issuer": {
+			wantErr: "--issuer is required",
+		},
+		"an issuer must be https": {
+			opts:    Options{Issuer: "http://oidc.example.com"},
+			wantErr: "must be an https URL",
+		},
+		"GCP alone needs no issuer": {
+			clouds: []policy.Cloud{policy.CloudGCP},
+			check: func(t *testing.T, r *Rendered) {
+				if len(r.AWS)+len(r.Azure) != 0 || len(r.GCP) != 2 {
+					t.Errorf("want only the 2 Google service accounts, got %+v", r)
+				}
+			},
+		},
+		"--workload-pool replaces the GKE pool but not a provider's pool": {
+			clouds: []policy.Cloud{policy.CloudGCP},
+			opts:   Options{WorkloadPool: "fleet-host.svc.id.goog"},
+			check: func(t *testing.T, r *Rendered) {
+				all := ""
+				for _, g := range r.GCP {
+					all += strings.Join(g.Members, " ") + " "
+				}
+				for _, want := range []string{"serviceAccount:fleet-host.svc.id.goog[team-data/flux-source]",
+					"principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/flux-pool/subject/system:serviceaccount:flux-system:notification-controller"} {
+					if !strings.Contains(all, want) {
+						t.Errorf("members %s lack %s", all, want)
+					}
+				}
+			},
+		},
+		"a trailing slash on the issuer is kept for Azure and dropped from AWS keys": {
+			opts: Options{Issuer: "https://eastus.oic.prod-aks.azure.com/tenant/cluster/"},
+			check: func(t *testing.T, r *Rendered) {
+				if got := r.Azure[0].Credentials[0].Issuer; got != "https://eastus.oic.prod-aks.azure.com/tenant/cluster/" {
+					t.Errorf("azure issuer %q", got)
+				}
+				if got := r.AWS[0].TrustPolicy.Statement[0].Principal["Federated"]; got != "arn:aws:iam::111122223333:oidc-provider/eastus.oic.prod-aks.azure.com/tenant/cluster" {
+					t.Errorf("aws provider %q", got)
+				}
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r, err := Render(pairs, nil, tc.clouds, tc.opts)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, r)
+		})
+	}
+}
+
+func TestCredentialNameIsValidForAzureAndUnique(t *testing.T) {
+	long := strings.Repeat("a", 200)
+	seen := map[string]string{}
+	for _, pr := range []Pair{
+		{Namespace: "a-b", ServiceAccount: "c"}, {Namespace: "a", ServiceAccount: "b-c"},
+		{Namespace: "ns", ServiceAccount: "sa.with.dots"}, {Namespace: "ns", ServiceAccount: long},
+		{Namespace: "ns", ServiceAccount: long + "b"},
+	} {
+		n := CredentialName(pr)
+		if len(n) < 3 || len(n) > 120 || strings.Trim(n, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Errorf("%s: %q is not a valid Azure credential name", pr, n)
+		}
+		if other, dup := seen[n]; dup {
+			t.Errorf("%s and %s share the name %q", pr, other, n)
+		}
+		seen[n] = pr.String()
+	}
+}
