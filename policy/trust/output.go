@@ -126,7 +126,9 @@ func writeNotes(b *errWriter, r *Rendered, prefix string) {
 	if len(r.Unresolved) == 0 && len(r.Warnings) == 0 {
 		return
 	}
-	b.printf("\n")
+	if prefix != "" {
+		b.printf("\n")
+	}
 	for _, u := range r.Unresolved {
 		b.printf("%sNOT RENDERED: %s\n", prefix, u.Message())
 	}
