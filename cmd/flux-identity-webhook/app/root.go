@@ -34,6 +34,7 @@ long-lived credentials off Flux sources where identity is mandated.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCommand(), newPolicyCommand())
+	root.AddCommand(newTrustCommand())
 	return root
 }
 
