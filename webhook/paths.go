@@ -4,5 +4,7 @@ package webhook
 const (
 	PathMutateServiceAccount = "/mutate-v1-serviceaccount"
 	PathMutatePod            = "/mutate-v1-pod"
-	PathValidateFluxSources  = "/validate-flux-sources"
+	// PathMutateDeployment is optional: it labels Azure pod templates (see deploymentMutator).
+	PathMutateDeployment    = "/mutate-apps-v1-deployment"
+	PathValidateFluxSources = "/validate-flux-sources"
 )

@@ -21,13 +21,20 @@ type Options struct {
 	MaxRequestBytes int64
 }
 
-// Register serves the admission handlers on srv at their fixed paths.
-func Register(srv ctrlwebhook.Server, o Options) {
-	for path, h := range map[string]admission.Handler{
+// Handlers builds the admission handlers keyed by path. Register serves them; `policy explain` calls them directly, so
+// the CLI and the server answer from one code path.
+func Handlers(o Options) map[string]admission.Handler {
+	return map[string]admission.Handler{
 		PathMutateServiceAccount: &serviceAccountMutator{opts: o, count: newCountedHandler(PathMutateServiceAccount)},
 		PathMutatePod:            &podMutator{opts: o, count: newCountedHandler(PathMutatePod)},
+		PathMutateDeployment:     &deploymentMutator{opts: o, count: newCountedHandler(PathMutateDeployment)},
 		PathValidateFluxSources:  &sourceValidator{opts: o, count: newCountedHandler(PathValidateFluxSources)},
-	} {
+	}
+}
+
+// Register serves the admission handlers on srv at their fixed paths.
+func Register(srv ctrlwebhook.Server, o Options) {
+	for path, h := range Handlers(o) {
 		srv.Register(path, &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, MaxRequestBytes: o.MaxRequestBytes})
 	}
 }

@@ -2,13 +2,17 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// serviceAccountMutator stamps identity annotations on mapped ServiceAccounts.
-// For now it only admits; it already counts every request, which the integration suite uses to prove the API
-// server reaches it.
+// serviceAccountMutator stamps the policy's identity annotations on mapped ServiceAccounts and defends the identity
+// annotation keys the policy owns in its namespaces.
 type serviceAccountMutator struct {
 	opts  Options
 	count countedHandler
@@ -16,7 +20,58 @@ type serviceAccountMutator struct {
 
 var _ admission.Handler = &serviceAccountMutator{}
 
-func (h *serviceAccountMutator) Handle(_ context.Context, _ admission.Request) admission.Response {
-	h.count.allowed.Inc()
-	return admission.Allowed("")
+func (h *serviceAccountMutator) Handle(_ context.Context, req admission.Request) admission.Response {
+	var sa serviceAccountView
+	if err := json.Unmarshal(req.Object.Raw, &sa); err != nil {
+		h.count.errored.Inc()
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	return evaluateServiceAccount(h.opts.Policy.Current(), req.Namespace, &sa).answer(h.opts.Mode, h.count)
+}
+
+// evaluateServiceAccount decides about one ServiceAccount in namespace. Outside the namespaces the policy names it
+// does nothing. Inside, a mapped ServiceAccount is patched to carry exactly its entry's values (spoofed values are
+// replaced, removed ones come back), and identity keys the entry does not grant are violations; on an unmapped
+// ServiceAccount every identity key is a violation.
+func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccountView) verdict {
+	mode, owned := p.Ownership(namespace)
+	if !owned {
+		return verdict{}
+	}
+	v := verdict{mode: mode}
+	m, mapped := p.IdentityFor(namespace, sa.Metadata.Name)
+	if !mapped {
+		for _, k := range ownedKeys {
+			if _, set := sa.Metadata.Annotations[k]; set {
+				v.violations = append(v.violations, message("ownership",
+					"annotation "+k+" is reserved: remove it",
+					"no identity maps "+namespace+"/"+sa.Metadata.Name))
+			}
+		}
+		return v
+	}
+
+	annotations, labels := ServiceAccountMetadata(m)
+	v.identity = m.Identity.Name
+	for _, k := range IdentityAnnotationKeys {
+		val, set := sa.Metadata.Annotations[k]
+		if !set || annotations[k] != "" || grantedByDefault(m, k, val) {
+			continue
+		}
+		v.violations = append(v.violations, message(m.Identity.Name,
+			"annotation "+k+" is not granted by this identity: remove it", string(m.Cloud)+" identity"))
+	}
+	v.patch = setMapEntries(nil, "/metadata/annotations", sa.Metadata.Annotations, annotations)
+	v.patch = setMapEntries(v.patch, "/metadata/labels", sa.Metadata.Labels, labels)
+	return v
+}
+
+// ownedKeys are the annotation keys an unmapped ServiceAccount in a policy namespace may not carry: the cloud keys and
+// ours (a leftover fluxidentity.dev/identity would claim an identity that no longer applies).
+var ownedKeys = append(slices.Clone(IdentityAnnotationKeys), AnnotationIdentity)
+
+// grantedByDefault accepts an optional key set to the value the cloud assumes anyway (the default STS audience).
+func grantedByDefault(m policy.Match, key, value string) bool {
+	return m.Cloud == policy.CloudAWS && key == AnnotationAWSAudience && value == AWSDefaultAudience &&
+		(m.Identity.AWS.Audience == "" || m.Identity.AWS.Audience == AWSDefaultAudience)
 }

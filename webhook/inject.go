@@ -1,0 +1,235 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+// Full injection writes into pods what the cloud's own webhook would, for clusters that run none: a projected
+// ServiceAccount token volume, its mount and the SDK environment, on every container and init container (native
+// sidecars included) that is not skipped. It never overrides an env var or mount the user set and never injects twice:
+// "already injected" is detected by env names and mount paths, never by volume names.
+
+// GCP full injection (outside GKE): the SDK reads an external_account credential configuration whose token file is a
+// projected token. The configuration is delivered without any RBAC through the same projected volume, from a pod
+// annotation, by the downward API.
+const (
+	AnnotationGCPCredentialConfig = "fluxidentity.dev/gcp-credential-config"
+	GCPVolume                     = "gcp-workload-identity"
+	GCPMountPath                  = "/var/run/secrets/fluxidentity.dev/gcp"
+	GCPTokenPath                  = "token"
+	GCPCredentialConfigPath       = "credential-configuration.json"
+	GCPTokenSeconds               = 3600
+)
+
+// injection is what one cloud adds to a pod.
+type injection struct {
+	volume      corev1.Volume
+	mountPath   string
+	annotations map[string]string
+	// skip names the containers the user excluded.
+	skip map[string]bool
+	// env returns the variables to add to c (nil when c is already injected or manages its own identity) and whether
+	// c needs the token mount.
+	env func(c *containerView) ([]corev1.EnvVar, bool)
+}
+
+// podInjection computes the full-injection patch for a pod whose ServiceAccount m matched.
+func podInjection(m policy.Match, pod *podView) (injection, error) {
+	switch m.Cloud {
+	case policy.CloudAWS:
+		return awsInjection(m, pod), nil
+	case policy.CloudAzure:
+		return azureInjection(m, pod), nil
+	case policy.CloudGCP:
+		return gcpInjection(m, pod)
+	}
+	return injection{}, fmt.Errorf("identity %s has no cloud", m.Identity.Name)
+}
+
+func awsInjection(m policy.Match, pod *podView) injection {
+	a := m.Identity.AWS
+	audience := a.Audience
+	if audience == "" {
+		audience = AWSDefaultAudience
+	}
+	seconds := int64(AWSDefaultTokenSeconds)
+	if a.TokenExpirationSeconds != nil {
+		seconds = *a.TokenExpirationSeconds
+	}
+	tokenFile := path.Join(AWSTokenMountPath, AWSTokenPath)
+	return injection{
+		volume:    tokenVolume(AWSTokenVolume, audience, seconds, AWSTokenPath),
+		mountPath: AWSTokenMountPath,
+		skip:      splitNames(pod.Metadata.Annotations[AnnotationAWSSkipContainers], ","),
+		env: func(c *containerView) ([]corev1.EnvVar, bool) {
+			var env []corev1.EnvVar
+			// Like the EKS webhook: a container that names its own role or token file keeps them.
+			ownIdentity := c.hasEnv(EnvAWSRoleARN) || c.hasEnv(EnvAWSWebIdentityTokenFile)
+			if !ownIdentity {
+				env = append(env, corev1.EnvVar{Name: EnvAWSRoleARN, Value: m.RoleARN},
+					corev1.EnvVar{Name: EnvAWSWebIdentityTokenFile, Value: tokenFile})
+			}
+			if a.STSRegionalEndpoints != nil && *a.STSRegionalEndpoints && !c.hasEnv(EnvAWSSTSRegionalEndpoints) {
+				env = append(env, corev1.EnvVar{Name: EnvAWSSTSRegionalEndpoints, Value: "regional"})
+			}
+			if a.Region != "" && !c.hasEnv(EnvAWSRegion) && !c.hasEnv(EnvAWSDefaultRegion) {
+				env = append(env, corev1.EnvVar{Name: EnvAWSRegion, Value: a.Region},
+					corev1.EnvVar{Name: EnvAWSDefaultRegion, Value: a.Region})
+			}
+			return env, !ownIdentity && !c.hasMountAt(AWSTokenMountPath)
+		},
+	}
+}
+
+func azureInjection(m policy.Match, pod *podView) injection {
+	a := m.Identity.Azure
+	seconds := int64(AzureDefaultTokenSeconds)
+	if a.TokenExpirationSeconds != nil {
+		seconds = *a.TokenExpirationSeconds
+	}
+	want := []corev1.EnvVar{
+		{Name: EnvAzureClientID, Value: a.ClientID},
+		{Name: EnvAzureTenantID, Value: a.TenantID},
+		{Name: EnvAzureFederatedTokenFile, Value: path.Join(AzureTokenMountPath, AzureTokenPath)},
+		{Name: EnvAzureAuthorityHost, Value: AzureDefaultAuthorityHost},
+	}
+	return injection{
+		volume:    tokenVolume(AzureTokenVolume, AzureAudience, seconds, AzureTokenPath),
+		mountPath: AzureTokenMountPath,
+		skip:      splitNames(pod.Metadata.Annotations[AnnotationAzureSkipContainers], ";"),
+		env: func(c *containerView) ([]corev1.EnvVar, bool) {
+			var env []corev1.EnvVar
+			for _, e := range want {
+				if !c.hasEnv(e.Name) {
+					env = append(env, e)
+				}
+			}
+			mounted := c.hasMountAt(AzureTokenMountPath) || c.hasMountAt(AzureLegacyTokenMountPath)
+			return env, !mounted && !c.hasEnv(EnvAzureFederatedTokenFile)
+		},
+	}
+}
+
+// gcpCredentialConfig is the external_account configuration Google's SDKs read from GOOGLE_APPLICATION_CREDENTIALS.
+type gcpCredentialConfig struct {
+	Type                           string              `json:"type"`
+	Audience                       string              `json:"audience"`
+	SubjectTokenType               string              `json:"subject_token_type"`
+	TokenURL                       string              `json:"token_url"`
+	ServiceAccountImpersonationURL string              `json:"service_account_impersonation_url,omitempty"`
+	CredentialSource               gcpCredentialSource `json:"credential_source"`
+}
+
+type gcpCredentialSource struct {
+	File string `json:"file"`
+}
+
+func gcpInjection(m policy.Match, pod *podView) (injection, error) {
+	provider := m.Identity.GCP.WorkloadIdentityProvider
+	audience := "//iam.googleapis.com/" + provider
+	config, err := json.Marshal(gcpCredentialConfig{
+		Type:             "external_account",
+		Audience:         audience,
+		SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
+		TokenURL:         "https://sts.googleapis.com/v1/token",
+		ServiceAccountImpersonationURL: "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/" +
+			m.GCPServiceAccount + ":generateAccessToken",
+		CredentialSource: gcpCredentialSource{File: path.Join(GCPMountPath, GCPTokenPath)},
+	})
+	if err != nil {
+		return injection{}, err
+	}
+	vol := tokenVolume(GCPVolume, audience, GCPTokenSeconds, GCPTokenPath)
+	vol.Projected.Sources = append(vol.Projected.Sources, corev1.VolumeProjection{
+		DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
+			Path:     GCPCredentialConfigPath,
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationGCPCredentialConfig + "']"},
+		}}},
+	})
+	credentials := path.Join(GCPMountPath, GCPCredentialConfigPath)
+	return injection{
+		volume:      vol,
+		mountPath:   GCPMountPath,
+		annotations: map[string]string{AnnotationGCPCredentialConfig: string(config)},
+		env: func(c *containerView) ([]corev1.EnvVar, bool) {
+			if c.hasEnv(EnvGoogleApplicationCredentials) {
+				return nil, false // the container brings its own credentials
+			}
+			return []corev1.EnvVar{{Name: EnvGoogleApplicationCredentials, Value: credentials}},
+				!c.hasMountAt(GCPMountPath)
+		},
+	}, nil
+}
+
+func tokenVolume(name, audience string, seconds int64, file string) corev1.Volume {
+	return corev1.Volume{
+		Name: name,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			DefaultMode: ptr.To[int32](0o444),
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: audience, ExpirationSeconds: ptr.To(seconds), Path: file,
+			}}},
+		}},
+	}
+}
+
+// patch appends the operations that apply inj to pod: env and mounts per container, then the volume once if any
+// container mounts it and no volume of that name exists yet.
+func (inj injection) patch(ops []jsonpatch.Operation, pod *podView) []jsonpatch.Operation {
+	needVolume := false
+	for _, list := range []struct {
+		path       string
+		containers []containerView
+	}{{"/spec/initContainers", pod.Spec.InitContainers}, {"/spec/containers", pod.Spec.Containers}} {
+		for i := range list.containers {
+			c := &list.containers[i]
+			if inj.skip[c.Name] {
+				continue
+			}
+			env, mount := inj.env(c)
+			base := fmt.Sprintf("%s/%d", list.path, i)
+			ops = appendToArray(ops, base+"/env", c.Env != nil, env)
+			if mount {
+				needVolume = true
+				ops = appendToArray(ops, base+"/volumeMounts", c.VolumeMounts != nil, []corev1.VolumeMount{{
+					Name: inj.volume.Name, MountPath: inj.mountPath, ReadOnly: true,
+				}})
+			}
+		}
+	}
+	if needVolume && !hasVolume(pod, inj.volume.Name) {
+		ops = appendToArray(ops, "/spec/volumes", pod.Spec.Volumes != nil, []corev1.Volume{inj.volume})
+	}
+	return ops
+}
+
+func hasVolume(pod *podView, name string) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func splitNames(s, sep string) map[string]bool {
+	if s == "" {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, n := range strings.Split(s, sep) {
+		if n = strings.TrimSpace(n); n != "" {
+			out[n] = true
+		}
+	}
+	return out
+}

@@ -1,0 +1,83 @@
+package webhook
+
+import (
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The webhook decodes only the fields it reads. Patches are computed against these views of the raw request, so
+// fields outside them (including ones this k8s.io/api does not know) are never re-serialised and never lost.
+
+// objectMeta is the part of metadata the webhook reads. A nil map means the field is absent (or null).
+type objectMeta struct {
+	Name         string            `json:"name"`
+	GenerateName string            `json:"generateName"`
+	Namespace    string            `json:"namespace"`
+	Annotations  map[string]string `json:"annotations"`
+	Labels       map[string]string `json:"labels"`
+}
+
+type serviceAccountView struct {
+	Metadata objectMeta `json:"metadata"`
+}
+
+type podView struct {
+	Metadata objectMeta  `json:"metadata"`
+	Spec     podSpecView `json:"spec"`
+}
+
+type podSpecView struct {
+	ServiceAccountName string `json:"serviceAccountName"`
+	// ServiceAccount is the deprecated alias the API server still fills.
+	ServiceAccount string          `json:"serviceAccount"`
+	Volumes        []volumeView    `json:"volumes"`
+	InitContainers []containerView `json:"initContainers"`
+	Containers     []containerView `json:"containers"`
+}
+
+type volumeView struct {
+	Name string `json:"name"`
+}
+
+type containerView struct {
+	Name         string               `json:"name"`
+	Env          []corev1.EnvVar      `json:"env"`
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
+}
+
+func (s *podSpecView) serviceAccount() string {
+	switch {
+	case s.ServiceAccountName != "":
+		return s.ServiceAccountName
+	case s.ServiceAccount != "":
+		return s.ServiceAccount
+	}
+	return "default"
+}
+
+func (c *containerView) hasEnv(name string) bool {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *containerView) hasMountAt(path string) bool {
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == path {
+			return true
+		}
+	}
+	return false
+}
+
+type deploymentView struct {
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		Template struct {
+			Metadata *objectMeta `json:"metadata"`
+			Spec     podSpecView `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}

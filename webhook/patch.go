@@ -1,0 +1,66 @@
+package webhook
+
+import (
+	"slices"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+)
+
+// Patches are built against the raw request JSON, on the paths the webhook owns only: one "add" or "replace" per key
+// or array element it sets, a whole map or array only where none exists yet. There is never a "remove" and never a
+// re-serialised list, so fields this build of k8s.io/api does not know survive untouched.
+
+// escapeKey escapes a map key for a JSON Pointer (RFC 6901): '~' first, then '/'.
+func escapeKey(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
+}
+
+// setMapEntries makes the map at path hold want's entries: the whole map when it is absent (have == nil), otherwise
+// one operation per key that is missing or differs. Keys are visited in order so patches are deterministic.
+func setMapEntries(ops []jsonpatch.Operation, path string, have, want map[string]string) []jsonpatch.Operation {
+	if len(want) == 0 {
+		return ops
+	}
+	if have == nil {
+		m := make(map[string]any, len(want))
+		for k, v := range want {
+			m[k] = v
+		}
+		return append(ops, jsonpatch.NewOperation("add", path, m))
+	}
+	for _, k := range sortedKeys(want) {
+		v := want[k]
+		old, ok := have[k]
+		switch {
+		case !ok:
+			ops = append(ops, jsonpatch.NewOperation("add", path+"/"+escapeKey(k), v))
+		case old != v:
+			ops = append(ops, jsonpatch.NewOperation("replace", path+"/"+escapeKey(k), v))
+		}
+	}
+	return ops
+}
+
+// appendToArray adds items to the array at path: the whole array when absent, one "-" append per item otherwise.
+func appendToArray[T any](ops []jsonpatch.Operation, path string, exists bool, items []T) []jsonpatch.Operation {
+	if len(items) == 0 {
+		return ops
+	}
+	if !exists {
+		return append(ops, jsonpatch.NewOperation("add", path, items))
+	}
+	for _, it := range items {
+		ops = append(ops, jsonpatch.NewOperation("add", path+"/-", it))
+	}
+	return ops
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
