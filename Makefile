@@ -12,6 +12,8 @@ CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/flux-identity-webhook
 KUBE_VERSION   ?= 1.37.2
 ETCD_VERSION   ?= 3.6.16
 FLUX_SOURCE_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/source-controller/api \(v[^ ]*\).*|\1|p' go.mod)
+IMAGE_REFLECTOR_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/image-reflector-controller/api \(v[^ ]*\).*|\1|p' go.mod)
+CONTROLLER_GEN_VERSION ?= v0.23.0
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
@@ -60,10 +62,12 @@ $(ENVTEST_BINS)/kube-apiserver $(ENVTEST_BINS)/etcd:
 	KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/envtest-bins.sh $(ENVTEST_BINS)
 
 .PHONY: flux-crds
-flux-crds: $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION) ## Copy Flux's real CRDs from the source-controller module.
+flux-crds: $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION) ## Copy Flux's real CRDs from the source-controller module; generate ImageRepository's.
 
-$(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION):
+$(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION):
 	FLUX_SOURCE_VERSION=$(FLUX_SOURCE_VERSION) hack/flux-crds.sh $(FLUX_CRDS)
+	IMAGE_REFLECTOR_VERSION=$(IMAGE_REFLECTOR_VERSION) CONTROLLER_GEN_VERSION=$(CONTROLLER_GEN_VERSION) \
+	  FIW_CACHE_DIR=$(CACHE_DIR) hack/image-crds.sh $(FLUX_CRDS)
 	@touch $@
 
 .PHONY: clean

@@ -2,21 +2,104 @@ package webhook
 
 import (
 	"context"
+	"net/http"
+	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// sourceValidator keeps long-lived credentials off Flux sources where identity is mandated.
-// For now it only admits; it already counts every request, which the integration suite uses to prove the API
-// server reaches it.
+var sourceViolations = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "fluxidentity_violations_total",
+	Help: "Mandate violations found on Flux sources at admission, by the mode they were answered in " +
+		"(after --mode=warn and the unchanged-update rule), kind, namespace and mandate.",
+}, []string{"mode", "kind", "namespace", "mandate"})
+
+func init() {
+	metrics.Registry.MustRegister(sourceViolations)
+}
+
+// sourceValidator keeps long-lived credentials off Flux sources where identity is mandated: it decodes the source,
+// asks EvaluateSource, and answers each violation in its mode (enforce denies, warn admits with warnings, off admits).
 type sourceValidator struct {
 	opts  Options
 	count countedHandler
+	// now is the clock deciding which exceptions have expired; time.Now when nil.
+	now func() time.Time
 }
 
 var _ admission.Handler = &sourceValidator{}
 
-func (h *sourceValidator) Handle(_ context.Context, _ admission.Request) admission.Response {
-	h.count.allowed.Inc()
-	return admission.Allowed("")
+func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := logf.FromContext(ctx).WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+		"operation", req.Operation)
+	// Deletions, status updates and anything but CREATE/UPDATE of the object itself are never blocked.
+	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || req.SubResource != "" {
+		h.count.allowed.Inc()
+		return withAudit(admission.Allowed(""), SourceSkipped, nil)
+	}
+	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+	obj, err := DecodeSource(gvk, req.Object.Raw)
+	if err != nil {
+		h.count.errored.Inc()
+		log.Error(err, "cannot evaluate Flux source")
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if obj.Namespace == "" {
+		obj.Namespace = req.Namespace
+	}
+	if obj.Name == "" {
+		obj.Name = req.Name
+	}
+	if obj.Deleting { // removing the last finalizer of an object being deleted is part of deleting it
+		h.count.allowed.Inc()
+		return withAudit(admission.Allowed(""), SourceSkipped, nil)
+	}
+	unchanged := false
+	if req.Operation == admissionv1.Update {
+		if old, err := DecodeSource(gvk, req.OldObject.Raw); err == nil {
+			unchanged = obj.sameCredentials(old)
+		}
+	}
+	now := time.Now
+	if h.now != nil {
+		now = h.now
+	}
+	d := EvaluateSource(h.opts.Policy.Current(), obj, now())
+	a := d.Answer(h.opts.Mode, unchanged)
+	for i, v := range d.Violations {
+		sourceViolations.WithLabelValues(string(a.Modes[i]), d.Kind, d.Namespace, v.Mandate).Inc()
+	}
+	if len(d.Violations) > 0 || d.Exception != nil {
+		log.Info("Flux source violates a mandate", "decision", a.Decision, "mandates", d.Mandates,
+			"violations", len(d.Violations), "excepted", d.Exception != nil)
+	}
+
+	var resp admission.Response
+	switch a.Decision {
+	case SourceDenied:
+		h.count.denied.Inc()
+		resp = admission.Denied(strings.Join(a.Denials, "; ")).WithWarnings(a.Warnings...)
+	case SourceWarned:
+		h.count.warned.Inc()
+		resp = admission.Allowed("").WithWarnings(a.Warnings...)
+	default:
+		h.count.allowed.Inc()
+		resp = admission.Allowed("")
+	}
+	return withAudit(resp, a.Decision, d.Mandates)
+}
+
+// withAudit sets the audit annotations every answer carries.
+func withAudit(resp admission.Response, decision string, mandates []string) admission.Response {
+	resp.AuditAnnotations = map[string]string{AuditKeyDecision: decision}
+	if len(mandates) > 0 {
+		resp.AuditAnnotations[AuditKeyMandate] = strings.Join(mandates, ",")
+	}
+	return resp
 }

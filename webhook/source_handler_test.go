@@ -1,0 +1,262 @@
+package webhook
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	sourcev1beta2 "github.com/fluxcd/source-controller/api/v1beta2"
+	dto "github.com/prometheus/client_model/go"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+type staticPolicy struct{ p *policy.Policy }
+
+func (s staticPolicy) Current() *policy.Policy { return s.p }
+
+func newSourceValidator(t *testing.T, mode policy.Mode) *sourceValidator {
+	t.Helper()
+	return &sourceValidator{
+		opts:  Options{Policy: staticPolicy{loadSourcePolicy(t)}, Mode: mode},
+		count: newCountedHandler(PathValidateFluxSources),
+		now:   func() time.Time { return sourceNow },
+	}
+}
+
+func rawObject(t *testing.T, obj runtime.Object) runtime.RawExtension {
+	t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runtime.RawExtension{Raw: b}
+}
+
+func sourceRequest(t *testing.T, op admissionv1.Operation, kind metav1.GroupVersionKind, obj, old runtime.Object) admission.Request {
+	t.Helper()
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Operation: op, Kind: kind, Namespace: "team-a", Name: "app",
+	}}
+	if obj != nil {
+		req.Object = rawObject(t, obj)
+	}
+	if old != nil {
+		req.OldObject = rawObject(t, old)
+	}
+	return req
+}
+
+var (
+	gitKind    = metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
+	gitKindB2  = metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1beta2", Kind: "GitRepository"}
+	helmKind   = metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "HelmRepository"}
+	imageKind  = metav1.GroupVersionKind{Group: "image.toolkit.fluxcd.io", Version: "v1", Kind: "ImageRepository"}
+	ociKind    = metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "OCIRepository"}
+	bucketKind = metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "Bucket"}
+)
+
+func gitRepo(secret, provider, sa string) *sourcev1.GitRepository {
+	r := &sourcev1.GitRepository{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "source.toolkit.fluxcd.io/v1", Kind: "GitRepository"},
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a"},
+		Spec: sourcev1.GitRepositorySpec{URL: "https://dev.azure.com/org/p/_git/app", Provider: provider,
+			ServiceAccountName: sa},
+	}
+	if secret != "" {
+		r.Spec.SecretRef = &meta.LocalObjectReference{Name: secret}
+	}
+	return r
+}
+
+func TestSourceValidatorAnswers(t *testing.T) {
+	const gitDenial = "mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: azure, " +
+		"spec.serviceAccountName: flux-source"
+	deleting := gitRepo("git-auth", "", "")
+	deleting.DeletionTimestamp = &metav1.Time{Time: sourceNow}
+	deleting.Finalizers = []string{"finalizers.fluxcd.io"}
+	b2 := &sourcev1beta2.GitRepository{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "source.toolkit.fluxcd.io/v1beta2", Kind: "GitRepository"},
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a"},
+		Spec: sourcev1beta2.GitRepositorySpec{URL: "https://dev.azure.com/org/p/_git/app",
+			SecretRef: &meta.LocalObjectReference{Name: "git-auth"}},
+	}
+	// Every credential-shaped field that is not a credential, on the kinds that have them.
+	notCredentials := &sourcev1.OCIRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a"},
+		Spec: sourcev1.OCIRepositorySpec{URL: "oci://example.azurecr.io/app", Provider: "azure",
+			ServiceAccountName: "flux-source",
+			Verify:             &sourcev1.OCIRepositoryVerification{Provider: "cosign", SecretRef: &meta.LocalObjectReference{Name: "keys"}},
+			CertSecretRef:      &meta.LocalObjectReference{Name: "ca"},
+			ProxySecretRef:     &meta.LocalObjectReference{Name: "proxy"}},
+	}
+	gitNotCredentials := gitRepo("", "azure", "flux-source")
+	gitNotCredentials.Spec.Verification = &sourcev1.GitRepositoryVerification{Mode: "HEAD",
+		SecretRef: meta.LocalObjectReference{Name: "pgp"}}
+	gitNotCredentials.Spec.ProxySecretRef = &meta.LocalObjectReference{Name: "proxy"}
+	bucketCA := &sourcev1.Bucket{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "team-a"},
+		Spec: sourcev1.BucketSpec{BucketName: "b", Endpoint: "s3.amazonaws.com", Provider: "azure",
+			ServiceAccountName: "flux-source", CertSecretRef: &meta.LocalObjectReference{Name: "ca"}}}
+
+	tests := map[string]struct {
+		mode         policy.Mode
+		req          admission.Request
+		wantAllowed  bool
+		wantMessage  string
+		wantWarnings []string
+		wantDecision string
+	}{
+		"a violating GitRepository is denied in enforce with the exact message": {
+			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, gitKind, gitRepo("git-auth", "", ""), nil),
+			wantMessage: gitDenial, wantDecision: SourceDenied,
+		},
+		"the server-wide warn mode admits it with the same text as a warning": {
+			mode: policy.ModeWarn, req: sourceRequest(t, admissionv1.Create, gitKind, gitRepo("git-auth", "", ""), nil),
+			wantAllowed: true, wantWarnings: []string{gitDenial}, wantDecision: SourceWarned,
+		},
+		"a v1beta2 GitRepository body is decoded and denied the same way": {
+			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, gitKindB2, b2, nil),
+			wantMessage: gitDenial, wantDecision: SourceDenied,
+		},
+		"an update that leaves the credentials of a violating object unchanged is reported, not denied": {
+			mode:        policy.ModeEnforce,
+			req:         sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth", "", ""), gitRepo("git-auth", "", "")),
+			wantAllowed: true, wantWarnings: []string{gitDenial}, wantDecision: SourceWarned,
+		},
+		"an update that adds spec.secretRef is denied": {
+			mode:        policy.ModeEnforce,
+			req:         sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth", "", ""), gitRepo("", "azure", "flux-source")),
+			wantMessage: gitDenial, wantDecision: SourceDenied,
+		},
+		"an update that points spec.secretRef at another secret is denied": {
+			mode:        policy.ModeEnforce,
+			req:         sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth-2", "", ""), gitRepo("git-auth", "", "")),
+			wantMessage: gitDenial, wantDecision: SourceDenied,
+		},
+		"removing the finalizer of a violating object being deleted is never blocked": {
+			mode:        policy.ModeEnforce,
+			req:         sourceRequest(t, admissionv1.Update, gitKind, deleting, gitRepo("git-auth", "", "")),
+			wantAllowed: true, wantDecision: SourceSkipped,
+		},
+		"a status update is never blocked": {
+			mode: policy.ModeEnforce,
+			req: func() admission.Request {
+				r := sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth", "", ""), gitRepo("", "", ""))
+				r.SubResource = "status"
+				return r
+			}(),
+			wantAllowed: true, wantDecision: SourceSkipped,
+		},
+		"a deletion is never blocked": {
+			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Delete, gitKind, nil, gitRepo("git-auth", "", "")),
+			wantAllowed: true, wantDecision: SourceSkipped,
+		},
+		"verify, proxy and CA secrets on a GitRepository are not credentials": {
+			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, gitKind, gitNotCredentials, nil),
+			wantAllowed: true, wantDecision: SourceCompliant,
+		},
+		"verify, proxy and CA secrets on an OCIRepository are not credentials": {
+			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, ociKind, notCredentials, nil),
+			wantAllowed: true, wantDecision: SourceCompliant,
+		},
+		"a CA secret on a Bucket is not a credential": {
+			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, bucketKind, bucketCA, nil),
+			wantAllowed: true, wantDecision: SourceCompliant,
+		},
+		"an https HelmRepository with spec.secretRef under a warn mandate is admitted with a warning": {
+			mode: policy.ModeEnforce,
+			req: sourceRequest(t, admissionv1.Create, helmKind, &sourcev1.HelmRepository{
+				ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: "team-a"},
+				Spec:       sourcev1.HelmRepositorySpec{URL: "https://charts.example.com", SecretRef: &meta.LocalObjectReference{Name: "basic"}},
+			}, nil),
+			wantAllowed: true, wantDecision: SourceWarned,
+			wantWarnings: []string{"mandate no-static-registry-credentials: remove spec.secretRef: https has no provider, " +
+				"use type: oci + spec.provider: aws"},
+		},
+		"an ImageRepository decodes with the image-reflector types and is warned about": {
+			mode: policy.ModeEnforce,
+			req: sourceRequest(t, admissionv1.Create, imageKind, &imagev1.ImageRepository{
+				ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a"},
+				Spec:       imagev1.ImageRepositorySpec{Image: "ghcr.io/org/app", SecretRef: &meta.LocalObjectReference{Name: "regcred"}},
+			}, nil),
+			wantAllowed: true, wantDecision: SourceWarned,
+			wantWarnings: []string{"mandate no-static-registry-credentials: remove spec.secretRef, set spec.provider: azure " +
+				"(identity tenants)"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			resp := newSourceValidator(t, tc.mode).Handle(t.Context(), tc.req)
+			if resp.Allowed != tc.wantAllowed {
+				t.Fatalf("allowed = %v, want %v (result %+v)", resp.Allowed, tc.wantAllowed, resp.Result)
+			}
+			if !tc.wantAllowed {
+				if resp.Result == nil || resp.Result.Message != tc.wantMessage || resp.Result.Code != http.StatusForbidden {
+					t.Errorf("denial = %+v, want 403 %q", resp.Result, tc.wantMessage)
+				}
+			}
+			if strings.Join(resp.Warnings, "|") != strings.Join(tc.wantWarnings, "|") {
+				t.Errorf("warnings = %q, want %q", resp.Warnings, tc.wantWarnings)
+			}
+			if got := resp.AuditAnnotations[AuditKeyDecision]; got != tc.wantDecision {
+				t.Errorf("decision annotation = %q, want %q", got, tc.wantDecision)
+			}
+			for k := range resp.AuditAnnotations {
+				if strings.Contains(k, "/") {
+					t.Errorf("audit annotation key %q has a '/': the API server would refuse it once prefixed", k)
+				}
+			}
+		})
+	}
+}
+
+func TestSourceValidatorRefusesWhatItCannotRead(t *testing.T) {
+	h := newSourceValidator(t, policy.ModeEnforce)
+	for name, req := range map[string]admission.Request{
+		"a kind that is not a Flux source": sourceRequest(t, admissionv1.Create,
+			metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "HelmChart"}, gitRepo("", "", ""), nil),
+		"a body that is not JSON": {AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create,
+			Kind: gitKind, Object: runtime.RawExtension{Raw: []byte("{not json")}}},
+		"no object at all": {AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create, Kind: gitKind}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := h.Handle(t.Context(), req)
+			if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest {
+				t.Errorf("got %+v, want an error with code 400", resp.Result)
+			}
+		})
+	}
+}
+
+func TestSourceValidatorCountsViolationsByAnsweredMode(t *testing.T) {
+	violations := func(mode string) float64 {
+		var m dto.Metric
+		if err := sourceViolations.WithLabelValues(mode, "GitRepository", "team-a", "no-static-git-credentials").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	beforeEnforce, beforeWarn := violations("enforce"), violations("warn")
+	req := sourceRequest(t, admissionv1.Create, gitKind, gitRepo("git-auth", "", ""), nil)
+	newSourceValidator(t, policy.ModeEnforce).Handle(t.Context(), req)
+	newSourceValidator(t, policy.ModeWarn).Handle(t.Context(), req)
+	if got := violations("enforce") - beforeEnforce; got != 1 {
+		t.Errorf("enforce violations grew by %v, want 1", got)
+	}
+	if got := violations("warn") - beforeWarn; got != 1 {
+		t.Errorf("warn violations grew by %v (the server-wide warn mode), want 1", got)
+	}
+	resp := newSourceValidator(t, policy.ModeEnforce).Handle(t.Context(), req)
+	if got := resp.AuditAnnotations[AuditKeyMandate]; got != "no-static-git-credentials" {
+		t.Errorf("mandate annotation = %q", got)
+	}
+}
