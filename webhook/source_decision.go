@@ -44,13 +44,13 @@ const (
 
 // SourceViolation is one broken rule of one mandate.
 type SourceViolation struct {
-	Mandate string
+	Mandate string `json:"mandate"`
 	// Mode is the mandate's mode, before the server-wide mode or the update rule can soften it.
-	Mode policy.Mode
+	Mode policy.Mode `json:"mode"`
 	// Field is the offending field, e.g. spec.secretRef.
-	Field string
+	Field string `json:"field"`
 	// Message names the mandate and the fix, in at most MaxMessageLength bytes; it never holds secret names.
-	Message string
+	Message string `json:"message"`
 }
 
 // SourceDecision is what the policy says about one Flux source. The admission handler, the audit command and explain

@@ -35,6 +35,7 @@ long-lived credentials off Flux sources where identity is mandated.`,
 	root.SetErr(stderr)
 	root.AddCommand(newServeCommand(), newPolicyCommand())
 	root.AddCommand(newTrustCommand())
+	root.AddCommand(newAuditCommand())
 	return root
 }
 
