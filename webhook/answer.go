@@ -31,8 +31,18 @@ func effectiveMode(m, server policy.Mode) policy.Mode {
 	return m
 }
 
-// answer turns a verdict into the admission response and counts it.
+// answer turns a verdict into the admission response and counts it. The entry that applied travels as the audit
+// annotation "identity" (the API server records it as <webhook name>/identity), which is also how `policy explain`
+// names it.
 func (v verdict) answer(server policy.Mode, count countedHandler) admission.Response {
+	resp := v.response(server, count)
+	if v.identity != "" {
+		resp.AuditAnnotations = map[string]string{AuditIdentity: v.identity}
+	}
+	return resp
+}
+
+func (v verdict) response(server policy.Mode, count countedHandler) admission.Response {
 	if len(v.violations) > 0 {
 		switch effectiveMode(v.mode, server) {
 		case policy.ModeEnforce:

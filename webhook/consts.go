@@ -8,6 +8,9 @@ package webhook
 const (
 	// AnnotationIdentity names the policy entry that applied to a ServiceAccount or pod.
 	AnnotationIdentity = "fluxidentity.dev/identity"
+	// AuditIdentity is the audit annotation naming the policy entry that applied; the API server prefixes it with
+	// the webhook's name (pods.fluxidentity.dev/identity).
+	AuditIdentity = "identity"
 )
 
 // AWS IRSA, as injected by aws/amazon-eks-pod-identity-webhook.

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -54,6 +55,8 @@ type Options struct {
 	Mode string
 	// WebhookManifests is the file with the webhook configurations; config/webhook/manifests.yaml by default.
 	WebhookManifests string
+	// ExtraWebhookManifests add optional registrations, e.g. config/webhook/deployments.yaml.
+	ExtraWebhookManifests []string
 	// CRDDirs hold CRDs to install; $FLUX_CRDS_DIR or bin/crds by default.
 	CRDDirs []string
 	// Log receives the server's logs.
@@ -135,6 +138,24 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, extra := range o.ExtraWebhookManifests {
+		m, v, err := ReadWebhookConfigurations(extra)
+		if err != nil {
+			return nil, err
+		}
+		mutating, validating = append(mutating, m...), append(validating, v...)
+	}
+	registered := map[string]bool{}
+	for _, m := range mutating {
+		for _, w := range m.Webhooks {
+			registered[*w.ClientConfig.Service.Path] = true
+		}
+	}
+	for _, v := range validating {
+		for _, w := range v.Webhooks {
+			registered[*w.ClientConfig.Service.Path] = true
+		}
+	}
 	te := &envtest.Environment{
 		CRDDirectoryPaths:     o.CRDDirs,
 		ErrorIfCRDPathMissing: true,
@@ -174,7 +195,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := e.waitForWebhooks(waitCtx); err != nil {
+	if err := e.waitForWebhooks(waitCtx, registered); err != nil {
 		_ = e.Stop()
 		return nil, err
 	}
@@ -326,7 +347,7 @@ next:
 // waitForWebhooks returns once the API server calls each of the three handlers. Webhook configurations reach the API
 // server's admission chain through an informer, a moment after they are created; dry-run requests (the webhooks
 // declare sideEffects: None) probe that without leaving objects behind.
-func (e *Env) waitForWebhooks(ctx context.Context) error {
+func (e *Env) waitForWebhooks(ctx context.Context, registered map[string]bool) error {
 	probes := []struct {
 		path string
 		obj  func(n int) client.Object
@@ -340,6 +361,19 @@ func (e *Env) waitForWebhooks(ctx context.Context) error {
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 			}
 		}},
+		{"/mutate-apps-v1-deployment", func(n int) client.Object {
+			labels := map[string]string{"app": "probe"}
+			return &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
+				Spec: appsv1.DeploymentSpec{
+					Selector: &metav1.LabelSelector{MatchLabels: labels},
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: labels},
+						Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+					},
+				},
+			}
+		}},
 		{"/validate-flux-sources", func(n int) client.Object {
 			return &sourcev1.GitRepository{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
@@ -348,6 +382,9 @@ func (e *Env) waitForWebhooks(ctx context.Context) error {
 		}},
 	}
 	for _, p := range probes {
+		if !registered[p.path] {
+			continue
+		}
 		for n := 0; ; n++ {
 			before, err := e.Counter(ctx, "fluxidentity_admission_decisions_total", map[string]string{"webhook": p.path})
 			if err != nil {
