@@ -26,12 +26,13 @@ func ensureNamespace(ctx context.Context, name string) {
 
 var _ = Describe("Admission round trip through the API server", func() {
 	BeforeEach(func(ctx SpecContext) {
+		Expect(env.SetPolicy(ctx, testPolicy)).To(Succeed())
 		ensureNamespace(ctx, "flux-system")
 	})
 
 	It("calls the ServiceAccount handler when a ServiceAccount is created", func(ctx SpecContext) {
 		before := decisions(ctx, "/mutate-v1-serviceaccount")
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "source-controller", Namespace: "flux-system"}}
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "roundtrip", Namespace: "flux-system"}}
 		Expect(env.Client.Create(ctx, sa)).To(Succeed())
 		Expect(decisions(ctx, "/mutate-v1-serviceaccount")).To(Equal(before + 1))
 	})

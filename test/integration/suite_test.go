@@ -33,7 +33,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(os.WriteFile(policyFile, []byte(testPolicy), 0o600)).To(Succeed())
 
 	var err error
-	env, err = harness.Start(ctx, harness.Options{PolicyFile: policyFile, Log: log})
+	root, err := harness.RepoRoot()
+	Expect(err).NotTo(HaveOccurred())
+	env, err = harness.Start(ctx, harness.Options{
+		PolicyFile:            policyFile,
+		ExtraWebhookManifests: []string{filepath.Join(root, "config", "webhook", "deployments.yaml")},
+		Log:                   log,
+	})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() { Expect(env.Stop()).To(Succeed()) })
 }, NodeTimeout(3*60e9))
