@@ -14,11 +14,13 @@ ETCD_VERSION   ?= 3.6.16
 FLUX_SOURCE_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/source-controller/api \(v[^ ]*\).*|\1|p' go.mod)
 IMAGE_REFLECTOR_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/image-reflector-controller/api \(v[^ ]*\).*|\1|p' go.mod)
 CONTROLLER_GEN_VERSION ?= v0.23.0
+HELM_VERSION ?= v3.22.0
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
 export KUBEBUILDER_ASSETS := $(ENVTEST_BINS)
 export FLUX_CRDS_DIR      := $(FLUX_CRDS)
+export HELM               := $(BIN)/helm
 
 GO_TEST_FLAGS ?=
 
@@ -30,16 +32,22 @@ help: ## Show the targets.
 
 .PHONY: run
 run: envtest-bins flux-crds ## Start a local control plane with the webhook and the sample policy (Ctrl-C stops).
-	$(GO) build -o $(BIN)/devenv ./test/devenv
-	$(BIN)/devenv --policy config/samples/policy.yaml --workdir $(BIN)/devenv
+	$(GO) build -o $(BIN)/fiw-devenv ./test/devenv
+	$(BIN)/fiw-devenv --policy config/samples/policy.yaml --workdir $(BIN)/devenv
+
+.PHONY: demo
+demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively; fails unless every step behaves.
+	$(GO) build -o $(BIN)/fiw-devenv ./test/devenv
+	$(BIN)/fiw-devenv --demo --policy config/samples/policy.yaml --workdir $(BIN)/demo
 
 .PHONY: test
-test: envtest-bins flux-crds ## Run every test: unit, fuzz seeds, and the integration suites on a real API server.
+test: envtest-bins flux-crds helm ## Run every test: unit, fuzz seeds, the chart, the integration suites on a real API server, and the demo.
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./cmd/...
 	$(GO) test $(GO_TEST_FLAGS) ./test/...
+	$(MAKE) --no-print-directory demo
 
 .PHONY: bench
 bench: ## Run the Go benchmarks.
@@ -68,6 +76,13 @@ $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION):
 	FLUX_SOURCE_VERSION=$(FLUX_SOURCE_VERSION) hack/flux-crds.sh $(FLUX_CRDS)
 	IMAGE_REFLECTOR_VERSION=$(IMAGE_REFLECTOR_VERSION) CONTROLLER_GEN_VERSION=$(CONTROLLER_GEN_VERSION) \
 	  FIW_CACHE_DIR=$(CACHE_DIR) hack/image-crds.sh $(FLUX_CRDS)
+	@touch $@
+
+.PHONY: helm
+helm: $(BIN)/.helm-$(HELM_VERSION) ## Build helm from the module proxy (cached) for the chart tests.
+
+$(BIN)/.helm-$(HELM_VERSION):
+	HELM_VERSION=$(HELM_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/helm-bin.sh $(BIN)/helm
 	@touch $@
 
 .PHONY: clean

@@ -1,19 +1,25 @@
-// Command devenv is `make run`: a local kube-apiserver + etcd with Flux's CRDs and the webhook registered and
-// serving the given policy, until Ctrl-C. It writes a kubeconfig so kubectl can talk to it.
+// Command devenv is `make run` and `make demo`: a local kube-apiserver + etcd with Flux's CRDs and the webhook
+// registered and serving the given policy. It writes a kubeconfig and the walkthrough's manifests, then either prints
+// the kubectl commands to try and runs until Ctrl-C (make run), or applies the walkthrough itself and exits 0 only if
+// every step behaved as expected (make demo, part of make test).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 )
 
@@ -26,11 +32,19 @@ func main() {
 
 func run() error {
 	policyFile := flag.String("policy", "config/samples/policy.yaml", "policy file to serve")
-	workdir := flag.String("workdir", "bin/devenv", "where to write the kubeconfig")
-	mode := flag.String("mode", "enforce", "server mode: enforce or warn")
+	workdir := flag.String("workdir", "bin/devenv", "where to write the kubeconfig and the walkthrough's manifests")
+	mode := flag.String("mode", string(policy.ModeEnforce), "server mode: enforce or warn")
+	demo := flag.Bool("demo", false, "apply the walkthrough, check every step, and exit (non-zero if any step misbehaved)")
+	verbose := flag.Bool("v", false, "with --demo: show the server's and the control plane's logs")
 	flag.Parse()
 
-	log := zap.New(zap.UseDevMode(true))
+	// The server logs every request; in demo mode they would bury the step report unless asked for.
+	var log logr.Logger
+	if *demo && !*verbose {
+		log = zap.New(zap.WriteTo(io.Discard))
+	} else {
+		log = zap.New(zap.UseDevMode(true))
+	}
 	ctrl.SetLogger(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -40,6 +54,28 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	pol, err := policy.Load(absPolicy)
+	if err != nil {
+		return err
+	}
+	steps, err := walkthrough(pol, policy.Mode(*mode))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(*workdir, "walkthrough"), 0o700); err != nil {
+		return err
+	}
+	absWork, err := filepath.Abs(*workdir)
+	if err != nil {
+		return err
+	}
+	for _, s := range steps {
+		if err := os.WriteFile(filepath.Join(absWork, "walkthrough", s.File), []byte(s.Manifest), 0o600); err != nil {
+			return fmt.Errorf("write walkthrough manifest: %w", err)
+		}
+	}
+
+	fmt.Fprintln(os.Stderr, "devenv: starting kube-apiserver, etcd and the webhook ...")
 	env, err := harness.Start(ctx, harness.Options{PolicyFile: absPolicy, Mode: *mode, Log: log})
 	if err != nil {
 		return err
@@ -49,30 +85,22 @@ func run() error {
 			fmt.Fprintln(os.Stderr, "devenv: stop:", err)
 		}
 	}()
-
-	if err := os.MkdirAll(*workdir, 0o700); err != nil {
-		return err
-	}
-	kubeconfig, err := filepath.Abs(filepath.Join(*workdir, "kubeconfig"))
-	if err != nil {
-		return err
-	}
+	kubeconfig := filepath.Join(absWork, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+
+	if *demo {
+		return runDemo(ctx, os.Stdout, env, steps)
+	}
+	printWalkthrough(os.Stdout, steps, walkthroughInfo{
+		Policy: absPolicy, Mode: *mode, Kubeconfig: kubeconfig, Dir: filepath.Join(absWork, "walkthrough"),
+		MetricsURL: env.MetricsURL, HealthURL: env.HealthURL,
+	})
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "devenv: stopping")
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	fmt.Printf(`
-flux-identity-webhook is serving %s against a local API server (mode %s).
-
-  export KUBECONFIG=%s
-  kubectl create namespace flux-system
-  kubectl -n flux-system create serviceaccount source-controller
-  kubectl -n flux-system get serviceaccount source-controller -o yaml
-
-  metrics:  %s
-  readiness: %s/readyz?verbose
-
-Edit %s and save: the server reloads it. Ctrl-C stops everything.
-`, absPolicy, *mode, kubeconfig, env.MetricsURL, env.HealthURL, absPolicy)
-	<-ctx.Done()
 	return nil
 }
