@@ -151,4 +151,3 @@ func acceptsTLS(ctx context.Context, addr string, a *ca) error {
 	}
 	return conn.Close()
 }
-
