@@ -75,9 +75,11 @@ type Env struct {
 	CertDir string
 
 	env        *envtest.Environment
+	opts       Options
 	policyFile string
 	stopServe  context.CancelFunc
 	served     chan error
+	serving    bool
 }
 
 // RepoRoot finds the repository root (the directory holding go.mod) from the working directory up.
@@ -182,7 +184,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
 	e := &Env{
-		Config: cfg, KubeConfig: te.KubeConfig, env: te, policyFile: o.PolicyFile,
+		Config: cfg, KubeConfig: te.KubeConfig, env: te, opts: o, policyFile: o.PolicyFile,
 		CertDir: te.WebhookInstallOptions.LocalServingCertDir,
 	}
 	if e.Client, err = client.New(cfg, client.Options{Scheme: Scheme}); err != nil {
@@ -230,6 +232,7 @@ func (e *Env) startServer(ctx context.Context, o Options) error {
 	case a := <-ready:
 		e.MetricsURL = "http://" + a.Metrics + "/metrics"
 		e.HealthURL = "http://" + a.Health
+		e.serving = true
 		return nil
 	case err := <-e.served:
 		return fmt.Errorf("webhook server exited before it was ready: %w", err)
@@ -239,11 +242,29 @@ func (e *Env) startServer(ctx context.Context, o Options) error {
 	}
 }
 
-// Stop stops the webhook server, then the control plane.
+// Stop stops the webhook server (unless StopServer already did), then the control plane.
 func (e *Env) Stop() error {
+	return errors.Join(e.StopServer(), e.env.Stop())
+}
+
+// StopServer stops only the webhook server, gracefully; the API server keeps running with the webhooks registered,
+// so requests meet the configurations' failurePolicy. It returns the server's own error, and nil when not serving.
+func (e *Env) StopServer() error {
+	if !e.serving {
+		return nil
+	}
+	e.serving = false
 	e.stopServe()
-	serveErr := <-e.served
-	return errors.Join(serveErr, e.env.Stop())
+	return <-e.served
+}
+
+// StartServer starts the webhook server again after StopServer, on the same address, certificate and policy file,
+// and returns once it accepts TLS connections. MetricsURL and HealthURL change.
+func (e *Env) StartServer(ctx context.Context) error {
+	if e.serving {
+		return errors.New("the webhook server is already running")
+	}
+	return e.startServer(ctx, e.opts)
 }
 
 // ReadWebhookConfigurations decodes the webhook configurations of a multi-document manifest, strictly.
