@@ -96,25 +96,25 @@ func writeShell(w io.Writer, r *Rendered) error {
 			" (aws iam create-open-id-connect-provider --url %s --client-id-list sts.amazonaws.com).\n",
 			partition, account, AWSProviderPath(r.Issuer), account, r.Issuer)
 		b.printf("aws iam update-assume-role-policy --role-name %s --policy-document %s\n",
-			shellQuote(AWSRoleName(role.RoleARN)), shellQuote(string(doc)))
+			ShellQuote(AWSRoleName(role.RoleARN)), ShellQuote(string(doc)))
 	}
 	for _, a := range r.Azure {
 		b.printf("\n# Managed identity with client ID %s (tenant %s), looked up in the current subscription.\n",
 			a.ClientID, a.TenantID)
 		b.printf("# For an app registration use az ad app federated-credential create instead.\n")
 		b.printf("read -r identity_name identity_group < <(az identity list --query %s -o tsv)\n",
-			shellQuote("[?clientId=='"+a.ClientID+"'].[name,resourceGroup] | [0]"))
+			ShellQuote("[?clientId=='"+a.ClientID+"'].[name,resourceGroup] | [0]"))
 		for _, c := range a.Credentials {
 			b.printf("az identity federated-credential create --name %s --identity-name \"$identity_name\" "+
 				"--resource-group \"$identity_group\" --issuer %s --subject %s --audiences %s\n",
-				shellQuote(c.Name), shellQuote(c.Issuer), shellQuote(c.Subject), shellQuote(strings.Join(c.Audiences, " ")))
+				ShellQuote(c.Name), ShellQuote(c.Issuer), ShellQuote(c.Subject), ShellQuote(strings.Join(c.Audiences, " ")))
 		}
 	}
 	for _, g := range r.GCP {
 		b.printf("\n# %s may be impersonated by these Kubernetes ServiceAccounts.\n", g.ServiceAccount)
 		for _, m := range g.Members {
 			b.printf("gcloud iam service-accounts add-iam-policy-binding %s --role=%s --member=%s\n",
-				shellQuote(g.ServiceAccount), shellQuote(g.Role), shellQuote(m))
+				ShellQuote(g.ServiceAccount), ShellQuote(g.Role), ShellQuote(m))
 		}
 	}
 	writeNotes(b, r, "# ")
@@ -137,8 +137,8 @@ func writeNotes(b *errWriter, r *Rendered, prefix string) {
 	}
 }
 
-// shellQuote quotes s for a POSIX shell: single quotes, with embedded single quotes closed, escaped and reopened.
-func shellQuote(s string) string {
+// ShellQuote quotes s for a POSIX shell: single quotes, with embedded single quotes closed, escaped and reopened.
+func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 

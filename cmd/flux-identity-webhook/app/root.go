@@ -34,7 +34,7 @@ long-lived credentials off Flux sources where identity is mandated.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCommand(), newPolicyCommand())
-	root.AddCommand(newTrustCommand())
+	root.AddCommand(newTrustCommand(), newDoctorCommand())
 	root.AddCommand(newAuditCommand())
 	return root
 }
