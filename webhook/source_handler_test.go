@@ -260,3 +260,43 @@ func TestSourceValidatorCountsViolationsByAnsweredMode(t *testing.T) {
 		t.Errorf("mandate annotation = %q", got)
 	}
 }
+
+// FuzzSourceValidator feeds arbitrary bodies to the handler for every kind: it must never panic, must answer a body it
+// cannot read with an error, and every message it returns must stay within MaxMessageLength.
+func FuzzSourceValidator(f *testing.F) {
+	f.Add(0, []byte(`{"metadata":{"name":"app","namespace":"team-a"},"spec":{"secretRef":{"name":"s"}}}`))
+	f.Add(1, []byte(`{"spec":{"provider":"azure","serviceAccountName":"flux-source","secretRef":{"name":"s"}}}`))
+	f.Add(2, []byte(`{"spec":{"type":"oci","secretRef":{"name":"s"},"provider":"gcp"}}`))
+	f.Add(3, []byte(`{"spec":{"serviceAccountName":"`+strings.Repeat("x", 300)+`"}}`))
+	f.Add(4, []byte(`{"metadata":{"deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"secretRef":{"name":"s"}}}`))
+	f.Add(0, []byte(`[]`))
+	kinds := []metav1.GroupVersionKind{gitKind, ociKind, helmKind, bucketKind, imageKind}
+	h := &sourceValidator{
+		opts:  Options{Policy: staticPolicy{loadSourcePolicy(f)}, Mode: policy.ModeEnforce},
+		count: newCountedHandler(PathValidateFluxSources),
+		now:   func() time.Time { return sourceNow },
+	}
+	f.Fuzz(func(t *testing.T, k int, body []byte) {
+		if k < 0 {
+			k = -k
+		}
+		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create,
+			Kind: kinds[k%len(kinds)], Namespace: "team-a", Name: "app", Object: runtime.RawExtension{Raw: body}}}
+		resp := h.Handle(t.Context(), req)
+		if !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusForbidden {
+			for _, m := range strings.Split(resp.Result.Message, "; ") {
+				if len(m) > MaxMessageLength {
+					t.Errorf("denial message over the limit: %q", m)
+				}
+			}
+		}
+		for _, w := range resp.Warnings {
+			if len(w) > MaxMessageLength {
+				t.Errorf("warning over the limit: %q", w)
+			}
+		}
+		if !json.Valid(body) && resp.Allowed {
+			t.Errorf("an unreadable body was admitted")
+		}
+	})
+}

@@ -76,8 +76,12 @@ func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) adm
 		sourceViolations.WithLabelValues(string(a.Modes[i]), d.Kind, d.Namespace, v.Mandate).Inc()
 	}
 	if len(d.Violations) > 0 || d.Exception != nil {
-		log.Info("Flux source violates a mandate", "decision", a.Decision, "mandates", d.Mandates,
-			"violations", len(d.Violations), "excepted", d.Exception != nil)
+		fields := make([]string, len(d.Violations))
+		for i, v := range d.Violations {
+			fields[i] = v.Mandate + " " + v.Field
+		}
+		log.Info("Flux source decision", "decision", a.Decision, "violations", fields, "excepted", d.Exception != nil,
+			"dryRun", req.DryRun != nil && *req.DryRun)
 	}
 
 	var resp admission.Response
