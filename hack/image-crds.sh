@@ -18,15 +18,16 @@ controller_gen="$cg_dir/controller-gen"
 
 log() { printf 'image-crds: %s\n' "$*" >&2; }
 
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
 if [ ! -x "$controller_gen" ]; then
   log "building controller-gen $cg_version from the module proxy (about a minute cold)"
   mkdir -p "$cg_dir"
-  (cd "$(mktemp -d)" && GOBIN="$cg_dir" GOFLAGS=-mod=mod go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$cg_version")
+  # From outside any module, so the install does not touch the project's go.mod / go.sum.
+  (cd "$scratch" && GOBIN="$cg_dir" GOFLAGS=-mod=mod go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$cg_version")
 fi
 
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-# Outside any module, so the download does not touch the project's go.mod / go.sum.
 dir=$(cd "$scratch" && GOFLAGS=-mod=mod go mod download -json "github.com/fluxcd/image-reflector-controller/api@$version" |
   sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 [ -d "$dir/v1" ] || { echo "image-crds: no v1 package in $dir" >&2; exit 1; }
