@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -39,6 +43,10 @@ identities:
     azure:
       clientID: ` + doctorClientID + `
       tenantID: 00000000-0000-0000-0000-0000000000aa
+mandates:
+  - name: no-static-git-credentials
+    namespaces: [` + namespace + `]
+    kinds: [GitRepository]
 `
 }
 
@@ -176,9 +184,16 @@ var _ = Describe("doctor against a live API server", func() {
 		By("and an AWS-mapped Deployment without it, which does not need it")
 		Expect(env.Client.Create(ctx, deployment(ns, "kustomize-controller", "kustomize-controller", nil))).To(Succeed())
 
+		By("keeping a Git credential on a GitRepository where the doctor's policy mandates identity")
+		Expect(env.Client.Create(ctx, &sourcev1.GitRepository{
+			ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns},
+			Spec: sourcev1.GitRepositorySpec{URL: "https://github.com/stefanprodan/podinfo",
+				Interval: metav1.Duration{Duration: time.Minute}, SecretRef: &meta.LocalObjectReference{Name: "git-creds"}},
+		})).To(Succeed())
+
 		code, findings, stderr := runDoctor(ctx, doctorPolicy(ns, ", kustomize-controller, helm-controller, notification-controller"))
 		Expect(code).To(Equal(1), stderr)
-		Expect(stderr).To(ContainSubstring("6 problems found"))
+		Expect(stderr).To(ContainSubstring("7 problems found"))
 
 		type key struct{ check, name string }
 		got := map[key]map[string]string{}
@@ -186,7 +201,7 @@ var _ = Describe("doctor against a live API server", func() {
 			Expect(f["namespace"]).To(Equal(ns))
 			got[key{f["check"], f["name"]}] = f
 		}
-		Expect(got).To(HaveLen(6), "findings: %v", findings)
+		Expect(got).To(HaveLen(7), "findings: %v", findings)
 
 		f := got[key{"serviceaccount", "kustomize-controller"}]
 		Expect(f["problem"]).To(And(ContainSubstring("annotation eks.amazonaws.com/role-arn is missing"),
@@ -214,6 +229,10 @@ var _ = Describe("doctor against a live API server", func() {
 		f = got[key{"deployment", "image-automation-controller"}]
 		Expect(f["problem"]).To(ContainSubstring(`lacks label azure.workload.identity/use: "true"`))
 		Expect(f["fix"]).To(ContainSubstring(`kubectl -n doctor-broken patch deployment image-automation-controller --type merge`))
+
+		f = got[key{"audit", "GitRepository/podinfo"}]
+		Expect(f["problem"]).To(Equal("spec.secretRef violates mandate no-static-git-credentials (enforce)"))
+		Expect(f["fix"]).To(And(ContainSubstring("no-static-git-credentials"), ContainSubstring("spec.secretRef")))
 	})
 
 	It("reports nothing and exits 0 on a healthy installation", func(ctx SpecContext) {
@@ -240,6 +259,13 @@ var _ = Describe("doctor against a live API server", func() {
 		Expect(env.Client.Create(ctx, done)).To(Succeed())
 		done.Status.Phase = corev1.PodSucceeded
 		Expect(env.Client.Status().Update(ctx, done)).To(Succeed())
+
+		By("and a public GitRepository, which needs no credential")
+		Expect(env.Client.Create(ctx, &sourcev1.GitRepository{
+			ObjectMeta: metav1.ObjectMeta{Name: "podinfo", Namespace: ns},
+			Spec: sourcev1.GitRepositorySpec{URL: "https://github.com/stefanprodan/podinfo",
+				Interval: metav1.Duration{Duration: time.Minute}},
+		})).To(Succeed())
 
 		code, findings, stderr := runDoctor(ctx, doctorPolicy(ns, ""))
 		Expect(findings).To(BeEmpty())

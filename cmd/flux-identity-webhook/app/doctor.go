@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -74,8 +75,8 @@ func newDoctorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor --policy FILE [--kubeconfig PATH]",
 		Short: "Check a live cluster against the policy",
-		Long: `Read the cluster (it needs get/list on namespaces, serviceaccounts, pods, replicasets and deployments in the
-namespaces the policy names) and report:
+		Long: `Read the cluster (it needs get/list on namespaces, on serviceaccounts, pods, replicasets and deployments in the
+namespaces the policy maps, and on the Flux source kinds cluster-wide) and report:
   serviceaccount  a mapped ServiceAccount that does not exist, or whose identity annotations or labels differ from
                   what the webhook writes for it;
   pod             a running pod of a mapped ServiceAccount without the identity its ServiceAccount now carries:
@@ -84,7 +85,8 @@ namespaces the policy names) and report:
                   such a pod started before its ServiceAccount was annotated and needs a restart (or no webhook
                   injected it at all);
   deployment      a Deployment of an Azure-mapped ServiceAccount whose pod template lacks the
-                  azure.workload.identity/use label the Azure webhook selects pods by.
+                  azure.workload.identity/use label the Azure webhook selects pods by;
+  audit           a Flux source violating a mandate in enforce or warn mode, as the audit command reports it.
 Each finding prints the command that fixes it. Exit code 1 when anything was found.`,
 		Example: `  flux-identity-webhook doctor --policy policy.yaml
   flux-identity-webhook doctor --policy policy.yaml --kubeconfig ~/.kube/prod -o json`,
@@ -104,11 +106,12 @@ Each finding prints the command that fixes it. Exit code 1 when anything was fou
 	return cmd
 }
 
-// doctorScheme knows the built-in kinds and Flux's sources.
+// doctorScheme knows the built-in kinds and the Flux source kinds audit lists.
 var doctorScheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(sourcev1.AddToScheme(s))
+	utilruntime.Must(imagev1.AddToScheme(s))
 	return s
 }()
 
@@ -132,11 +135,11 @@ func RunDoctor(ctx context.Context, o DoctorOptions, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	findings, err := diagnose(ctx, c, p)
+	findings, notes, err := diagnose(ctx, c, p, time.Now())
 	if err != nil {
 		return err
 	}
-	report := doctorReport{Findings: findings, Problems: len(findings)}
+	report := doctorReport{Findings: findings, Problems: len(findings), Notes: notes}
 	if o.Output == trust.FormatText {
 		err = writeDoctorText(stdout, report)
 	} else {
@@ -156,6 +159,7 @@ const (
 	checkServiceAccount = "serviceaccount"
 	checkPod            = "pod"
 	checkDeployment     = "deployment"
+	checkAudit          = "audit"
 )
 
 // doctorFinding is one problem in the cluster and the command that fixes it.
@@ -171,31 +175,51 @@ type doctorFinding struct {
 type doctorReport struct {
 	Findings []doctorFinding `json:"findings"`
 	Problems int             `json:"problems"`
+	// Notes say what could not be checked (a Flux kind the cluster does not serve).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // diagnose reads the namespaces the policy maps identities in and checks their ServiceAccounts, pods and
-// Deployments.
-func diagnose(ctx context.Context, c client.Reader, p *policy.Policy) ([]doctorFinding, error) {
+// Deployments, then audits every Flux source against the mandates as admission would at now.
+func diagnose(ctx context.Context, c client.Reader, p *policy.Policy, now time.Time) ([]doctorFinding, []string, error) {
 	namespaces, err := mappedNamespaces(ctx, c, p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []doctorFinding
 	exists := map[string]bool{} // NS/SA
 	for _, ns := range namespaces {
 		found, err := diagnoseNamespace(ctx, c, p, ns, exists)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, found...)
 	}
 	out = append(out, missingServiceAccounts(p, namespaces, exists)...)
-	order := map[string]int{checkServiceAccount: 0, checkPod: 1, checkDeployment: 2}
+	audit, err := auditSources(ctx, c, p, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	var notes []string
+	for _, k := range audit.SkippedKinds {
+		notes = append(notes, "the cluster does not serve "+k+": its sources were not audited")
+	}
+	for _, f := range audit.Findings {
+		for _, v := range f.Violations {
+			// Mandates in mode off only log; audit does not count them either.
+			if v.Mode == policy.ModeOff {
+				continue
+			}
+			out = append(out, doctorFinding{Check: checkAudit, Namespace: f.Namespace, Name: f.Kind + "/" + f.Name,
+				Problem: v.Field + " violates mandate " + v.Mandate + " (" + string(v.Mode) + ")", Fix: v.Message})
+		}
+	}
+	order := map[string]int{checkServiceAccount: 0, checkPod: 1, checkDeployment: 2, checkAudit: 3}
 	slices.SortStableFunc(out, func(a, b doctorFinding) int {
 		return cmp.Or(cmp.Compare(order[a.Check], order[b.Check]), cmp.Compare(a.Namespace, b.Namespace),
 			cmp.Compare(a.Name, b.Name))
 	})
-	return out, nil
+	return out, notes, nil
 }
 
 // mappedNamespaces lists the existing namespaces some identity entry can match.
@@ -537,6 +561,11 @@ func listAll(ctx context.Context, c client.Reader, list client.ObjectList, opts 
 }
 
 func writeDoctorText(w io.Writer, r doctorReport) error {
+	for _, n := range r.Notes {
+		if _, err := fmt.Fprintln(w, "note: "+n); err != nil {
+			return err
+		}
+	}
 	if len(r.Findings) == 0 {
 		_, err := fmt.Fprintln(w, "No problems found.")
 		return err
