@@ -47,7 +47,10 @@ func (p *Policy) IdentityFor(namespace, serviceAccount string) (Match, bool) {
 	if id == nil {
 		return Match{}, false
 	}
-	m := Match{Identity: id.spec, Cloud: id.cloud}
+	m := id.match
+	if !id.templated {
+		return m, true
+	}
 	switch id.cloud {
 	case CloudAWS:
 		m.RoleARN = id.expand(id.spec.AWS.RoleARN, namespace, serviceAccount)
@@ -156,9 +159,11 @@ type compiledException struct {
 }
 
 type compiledIdentity struct {
+	// match is the answer, complete unless templated: a lookup returns it without touching the spec.
+	match     Match
+	templated bool // some value holds a placeholder
 	spec      *Identity
 	cloud     Cloud
-	templated bool // some value holds a placeholder
 }
 
 func newCompiledIdentity(spec *Identity) *compiledIdentity {
@@ -167,12 +172,15 @@ func newCompiledIdentity(spec *Identity) *compiledIdentity {
 	case spec.AWS != nil:
 		id.cloud = CloudAWS
 		id.templated = strings.Contains(spec.AWS.RoleARN, "{")
+		id.match.RoleARN = spec.AWS.RoleARN
 	case spec.Azure != nil:
 		id.cloud = CloudAzure
 	case spec.GCP != nil:
 		id.cloud = CloudGCP
 		id.templated = strings.Contains(spec.GCP.ServiceAccount, "{")
+		id.match.GCPServiceAccount = spec.GCP.ServiceAccount
 	}
+	id.match.Identity, id.match.Cloud = spec, id.cloud
 	return id
 }
 

@@ -246,14 +246,18 @@ const (
 // expandSample fills the placeholders with six-letter names. Six is the shortest Google service account ID, so a
 // template made of placeholders alone ("{serviceAccount}@PROJECT.iam.gserviceaccount.com") is accepted, while the
 // fixed parts are still held to the formats.
-func expandSample(s string) string {
-	return strings.NewReplacer(placeholderNamespace, "sample", placeholderServiceAccount, "sample").Replace(s)
-}
+func expandSample(s string) string { return sampleNames.Replace(s) }
+
+// Built once: a Replacer is expensive to build, and a policy may hold 100k templated values.
+var (
+	sampleNames      = strings.NewReplacer(placeholderNamespace, "sample", placeholderServiceAccount, "sample")
+	dropPlaceholders = strings.NewReplacer(placeholderNamespace, "", placeholderServiceAccount, "")
+)
 
 // validTemplate rejects braces that are not one of the two placeholders (a typo such as {namspace} would otherwise
 // reach the cloud verbatim).
 func validTemplate(s, path string, errs *findings) bool {
-	rest := strings.NewReplacer(placeholderNamespace, "", placeholderServiceAccount, "").Replace(s)
+	rest := dropPlaceholders.Replace(s)
 	if strings.ContainsAny(rest, "{}") {
 		errs.add(path, "unknown placeholder in %q: only {namespace} and {serviceAccount} are expanded", s)
 		return false
