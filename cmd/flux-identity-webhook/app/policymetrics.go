@@ -46,15 +46,15 @@ func observeReload(log logr.Logger, e policy.ReloadEvent) {
 			"digest", shortDigest(e.Policy.Digest))
 		return
 	}
+	policyLastReloadFailed.Set(0)
 	if !e.Changed {
-		return
+		return // the file went back to the policy in force: nothing new to load, but no error either
 	}
 	p := e.Policy
 	policyInfo.Reset()
 	policyInfo.WithLabelValues(p.Name, shortDigest(p.Digest)).Set(1)
 	policyReloads.Inc()
 	policyLastSuccess.SetToCurrentTime()
-	policyLastReloadFailed.Set(0)
 	log.Info("policy loaded", "name", p.Name, "digest", shortDigest(p.Digest),
 		"identities", len(p.Spec.Identities), "mandates", len(p.Spec.Mandates), "exceptions", len(p.Spec.Exceptions))
 	for _, w := range p.Warnings {
