@@ -1,9 +1,5 @@
 package webhook
 
-import (
-	corev1 "k8s.io/api/core/v1"
-)
-
 // The webhook decodes only the fields it reads. Patches are computed against these views of the raw request, so
 // fields outside them (including ones this k8s.io/api does not know) are never re-serialised and never lost.
 
@@ -25,6 +21,14 @@ type podView struct {
 	Spec     podSpecView `json:"spec"`
 }
 
+// podRouting is the least of a pod that decides whether anything applies to it.
+type podRouting struct {
+	Spec struct {
+		ServiceAccountName string `json:"serviceAccountName"`
+		ServiceAccount     string `json:"serviceAccount"`
+	} `json:"spec"`
+}
+
 type podSpecView struct {
 	ServiceAccountName string `json:"serviceAccountName"`
 	// ServiceAccount is the deprecated alias the API server still fills.
@@ -38,10 +42,20 @@ type volumeView struct {
 	Name string `json:"name"`
 }
 
+// containerView keeps env var names and mount paths only: that is all injection reads, and decoding nothing else
+// keeps the hot path's allocations down. A nil slice means the field is absent (or null).
 type containerView struct {
-	Name         string               `json:"name"`
-	Env          []corev1.EnvVar      `json:"env"`
-	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
+	Name         string          `json:"name"`
+	Env          []envName       `json:"env"`
+	VolumeMounts []mountPathView `json:"volumeMounts"`
+}
+
+type envName struct {
+	Name string `json:"name"`
+}
+
+type mountPathView struct {
+	MountPath string `json:"mountPath"`
 }
 
 func (s *podSpecView) serviceAccount() string {

@@ -33,6 +33,13 @@ func (h *podMutator) Handle(_ context.Context, req admission.Request) admission.
 	return v.answer(h.opts.Mode, h.count)
 }
 
+// podIsMapped tells from the routing view alone whether evaluatePod could do anything.
+func podIsMapped(p *policy.Policy, namespace string, r *podRouting) bool {
+	spec := podSpecView{ServiceAccountName: r.Spec.ServiceAccountName, ServiceAccount: r.Spec.ServiceAccount}
+	_, mapped := p.IdentityFor(namespace, spec.serviceAccount())
+	return mapped
+}
+
 // evaluatePod decides about a pod in namespace. A pod whose ServiceAccount is mapped gets AnnotationIdentity; with
 // injection annotate, Azure pods get the label the Azure webhook selects on; with injection full, the cloud's token
 // volume, mounts and environment. Pods never violate anything: what they may use is decided on their ServiceAccount.

@@ -32,9 +32,24 @@ func Handlers(o Options) map[string]admission.Handler {
 	}
 }
 
-// Register serves the admission handlers on srv at their fixed paths.
+// leanHandlers are the single-decode paths of the two hot handlers (see lean.go).
+func leanHandlers(o Options) map[string]leanHandler {
+	return map[string]leanHandler{
+		PathMutatePod: &leanPath[podView, podRouting]{opts: o, count: newCountedHandler(PathMutatePod),
+			evaluate: evaluatePod, route: podIsMapped},
+		PathMutateServiceAccount: &leanPath[serviceAccountView, struct{}]{opts: o, count: newCountedHandler(PathMutateServiceAccount),
+			evaluate: func(p *policy.Policy, ns string, sa *serviceAccountView) (verdict, error) {
+				return evaluateServiceAccount(p, ns, sa), nil
+			}},
+	}
+}
+
+// Register serves the admission handlers on srv at their fixed paths; controller-runtime's Register adds its request
+// metrics to each.
 func Register(srv ctrlwebhook.Server, o Options) {
+	lean := leanHandlers(o)
 	for path, h := range Handlers(o) {
-		srv.Register(path, &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, MaxRequestBytes: o.MaxRequestBytes})
+		srv.Register(path, &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, lean: lean[path],
+			MaxRequestBytes: o.MaxRequestBytes})
 	}
 }
