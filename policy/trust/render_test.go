@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,6 +69,30 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("%s differs from %s (run with -update and review the diff):\n%s", format, golden, out.String())
 			}
 		})
+	}
+}
+
+// TestRenderShellParses runs bash -n on the shell output: quoting mistakes (a '[' in a GCP member, a quote in a
+// JMESPath query) would otherwise only show when someone runs the script against a real account.
+func TestRenderShellParses(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	p := loadTestPolicy(t)
+	pairs, unresolved := Pairs(p, testNames)
+	r, err := Render(pairs, unresolved, nil, Options{Issuer: testIssuer + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script bytes.Buffer
+	if err := WriteRendered(&script, FormatShell, r); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), bash, "-n")
+	cmd.Stdin = &script
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
 	}
 }
 
