@@ -3,6 +3,9 @@ package app
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -156,5 +159,45 @@ func TestTrustCheckJSON(t *testing.T) {
 	if len(report.Findings) != 1 || report.Findings[0].Status != "ok" || report.Problems != 0 ||
 		report.Findings[0].Target != "arn:aws:iam::111122223333:role/flux" {
 		t.Errorf("report %+v", report)
+	}
+}
+
+// TestReadmeQuickStartCommandsParse keeps the README's quick start honest: every flux-identity-webhook command it
+// shows names a real subcommand and only flags that subcommand has.
+func TestReadmeQuickStartCommandsParse(t *testing.T) {
+	data, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Quick start\n")
+	if !ok {
+		t.Fatal("README.md has no Quick start section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	section = strings.ReplaceAll(section, "\\\n", " ")
+	var seen []string
+	for _, line := range strings.Split(section, "\n") {
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, "flux-identity-webhook ")
+		if !ok {
+			continue
+		}
+		rest, _, _ = strings.Cut(rest, " > ") // output redirection
+		args := strings.Fields(rest)
+		root := NewCommand(io.Discard, io.Discard)
+		cmd, flags, err := root.Find(args)
+		if err != nil || cmd == root {
+			t.Errorf("%q: no such command (%v)", line, err)
+			continue
+		}
+		if err := cmd.ParseFlags(flags); err != nil {
+			t.Errorf("%q: %v", line, err)
+		}
+		seen = append(seen, cmd.CommandPath())
+	}
+	for _, want := range []string{"policy lint", "trust render", "trust check", "doctor"} {
+		if !slices.ContainsFunc(seen, func(s string) bool { return strings.HasSuffix(s, want) }) {
+			t.Errorf("the quick start does not show %s (it shows %v)", want, seen)
+		}
 	}
 }
