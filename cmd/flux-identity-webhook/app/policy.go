@@ -15,7 +15,7 @@ func newPolicyCommand() *cobra.Command {
 		Use:   "policy",
 		Short: "Check and explain policy files",
 	}
-	cmd.AddCommand(newLintCommand(), newExplainCommand())
+	cmd.AddCommand(newLintCommand(), newExplainCommand(), newMatchConditionsCommand())
 	return cmd
 }
 
