@@ -200,7 +200,8 @@ func newTrustCheckCommand() *cobra.Command {
               namespace, case, audience, role);
   too-broad   a grant admits it and others too (StringLike wildcards, no sub or aud condition, principal sets,
               flexible credentials).
-Any result but ok makes the exit code 1. Documents:
+Any result but ok makes the exit code 1, and so does a glob in the policy that matched none of --namespaces /
+--service-accounts (its ServiceAccounts could not be checked). Documents:
   AWS    aws iam get-role --role-name NAME (or aws iam list-roles): the role ARN is in the document;
   Azure  az identity federated-credential list ...: name the identity by client ID, CLIENT_ID=FILE;
   GCP    gcloud iam service-accounts get-iam-policy EMAIL --format=json: name it, EMAIL=FILE.`,
