@@ -23,6 +23,9 @@ export FLUX_CRDS_DIR      := $(FLUX_CRDS)
 export HELM               := $(BIN)/helm
 
 GO_TEST_FLAGS ?=
+FUZZTIME       ?= 5m
+FUZZTIME_SHORT ?= 5s
+FUZZ_PKGS      := ./policy ./webhook
 
 ##@ Everyday
 
@@ -46,12 +49,33 @@ test: envtest-bins flux-crds helm ## Run every test: unit, fuzz seeds, the chart
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./cmd/...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 	$(GO) test $(GO_TEST_FLAGS) ./test/...
 	$(MAKE) --no-print-directory demo
 
 .PHONY: bench
-bench: ## Run the Go benchmarks.
-	$(GO) test -run '^$$' -bench . -benchmem ./policy/... ./webhook/...
+bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.
+	$(GO) test -run '^$$' -bench . -benchmem ./policy/... ./webhook/... | tee $(BIN)/bench-go.txt
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
+	$(GO) build -o $(BIN)/perf-floor ./test/perf/floor
+	$(GO) build -o $(BIN)/perf-loadtest ./test/perf/loadtest
+	$(BIN)/perf-loadtest --webhook-bin $(BIN)/flux-identity-webhook --floor-bin $(BIN)/perf-floor \
+	  --out $(BIN)/bench-load.md
+	$(GO) test -run '^$$' -bench PodCreateLatency -benchtime 1x ./test/perf/e2e/ | tee $(BIN)/bench-e2e.txt
+	@echo "results: $(BIN)/bench-go.txt $(BIN)/bench-load.md $(BIN)/bench-e2e.txt (copy the figures into docs/performance.md)"
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (5m here, 5s inside make test); new failing inputs land in testdata/fuzz.
+	@for pkg in $(FUZZ_PKGS); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+.PHONY: soak
+soak: envtest-bins flux-crds ## Long reliability runs: 1000 policy swaps and 500 certificate rotations under heavier load.
+	$(GO) test -count=1 -v -timeout 60m -run 'UnderLoad' ./test/reliability/ -soak
 
 .PHONY: build
 build: ## Build the binary into bin/.
