@@ -1,44 +1,48 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// decode parses one YAML document into a File, strictly: unknown or duplicate keys and wrong types are findings, and
-// every field's position is recorded so that later validation findings can name a line and column too.
+// decode parses one YAML document into a File, strictly: unknown or duplicate keys and wrong types are findings. The
+// returned positions keep the node tree so that later validation findings can name a line and column too; nothing
+// per field is recorded up front, which keeps loading a large policy lean.
 func decode(data []byte) (*File, positions, findings) {
 	var fs findings
-	ps := positions{"": {1, 1}}
+	ps := positions{explicit: map[string]pos{"": {1, 1}}}
 
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			fs.add("", "the file is empty: expected an %s document", Kind)
 		} else {
 			fs.add("", "%s", syntaxMessage(err))
-			ps[""] = syntaxPos(err)
+			ps.explicit[""] = syntaxPos(err)
 		}
 		return nil, ps, fs
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case err == nil:
-		ps["$document2"] = pos{extra.Line, extra.Column}
+		ps.explicit["$document2"] = pos{extra.Line, extra.Column}
 		fs.add("$document2", "a policy file holds exactly one YAML document; remove the second one")
 	case !errors.Is(err, io.EOF):
 		// The decoder reads one document at a time: a broken second document is only seen here.
-		ps["$document2"] = syntaxPos(err)
+		ps.explicit["$document2"] = syntaxPos(err)
 		fs.add("$document2", "%s", syntaxMessage(err))
 	}
 
+	ps.root = &doc
 	f := &File{}
 	d := &decoder{ps: ps, fs: &fs}
 	d.value(&doc, "", reflect.ValueOf(f).Elem())
@@ -69,7 +73,7 @@ type decoder struct {
 	fs *findings
 }
 
-// value decodes n into v, recording positions under path. It walks the node tree itself (rather than calling
+// value decodes n into v; path names it in findings. It walks the node tree itself (rather than calling
 // yaml's Decode) so that every finding carries the path and position of the exact field.
 func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 	switch n.Kind {
@@ -83,7 +87,6 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 		d.value(n.Alias, path, v)
 		return
 	}
-	d.ps[path] = pos{n.Line, n.Column}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an explicit null leaves the zero value, like an absent key
 	}
@@ -150,18 +153,18 @@ func (d *decoder) object(n *yaml.Node, path string, v reflect.Value) {
 			child = path + "." + key.Value
 		}
 		if key.Kind != yaml.ScalarNode {
-			d.ps[child] = pos{key.Line, key.Column}
+			d.ps.explicit[child] = pos{key.Line, key.Column}
 			d.fs.add(path, "keys must be plain names (line %d)", key.Line)
 			continue
 		}
 		idx, known := fields[key.Value]
 		if !known {
-			d.ps[child] = pos{key.Line, key.Column}
+			d.ps.explicit[child] = pos{key.Line, key.Column}
 			d.fs.add(child, "unknown field %q%s", key.Value, suggest(key.Value, fields))
 			continue
 		}
 		if seen[key.Value] {
-			d.ps[child+"#dup"] = pos{key.Line, key.Column}
+			d.ps.explicit[child+"#dup"] = pos{key.Line, key.Column}
 			d.fs.add(child+"#dup", "field %q is set twice", key.Value)
 			continue
 		}
@@ -170,8 +173,14 @@ func (d *decoder) object(n *yaml.Node, path string, v reflect.Value) {
 	}
 }
 
+// fieldCache holds yamlFields per struct type: the decoder visits the same few types tens of thousands of times.
+var fieldCache sync.Map // reflect.Type -> map[string]int
+
 // yamlFields maps each YAML key of a struct type to its field index.
 func yamlFields(t reflect.Type) map[string]int {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]int)
+	}
 	m := make(map[string]int, t.NumField())
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
@@ -179,6 +188,7 @@ func yamlFields(t reflect.Type) map[string]int {
 			m[name] = i
 		}
 	}
+	fieldCache.Store(t, m)
 	return m
 }
 

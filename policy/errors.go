@@ -3,7 +3,10 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
 )
 
 // Problem is one finding about a policy file, positioned so an editor can jump to it:
@@ -47,22 +50,95 @@ func (e *LoadError) Error() string {
 // pos is a line and column in the source document (both 1-based).
 type pos struct{ line, column int }
 
-// positions maps field paths to where their values stand in the source.
-type positions map[string]pos
+// positions find where a field path stands in the source: explicitly recorded places first (keys that are not
+// fields, repeated keys, a second document), otherwise by walking the document's node tree. Walking only happens for
+// the few paths that have findings, so a valid policy costs nothing here.
+type positions struct {
+	root     *yaml.Node
+	explicit map[string]pos
+}
 
-// of returns the position of path, or of its nearest ancestor that has one: a missing field is reported where its
+// of returns the position of path, or of its nearest ancestor that exists: a missing field is reported where its
 // parent object starts.
 func (ps positions) of(path string) pos {
-	for {
-		if p, ok := ps[path]; ok {
-			return p
-		}
-		i := strings.LastIndexAny(path, ".[")
-		if i < 0 {
-			return ps[""]
-		}
-		path = path[:i]
+	if p, ok := ps.explicit[path]; ok {
+		return p
 	}
+	if ps.root == nil {
+		return ps.explicit[""]
+	}
+	n := ps.root
+	found := pos{n.Line, n.Column}
+	for _, seg := range splitPath(path) {
+		n = resolve(n)
+		var next *yaml.Node
+		switch {
+		case seg.index >= 0 && n.Kind == yaml.SequenceNode && seg.index < len(n.Content):
+			next = n.Content[seg.index]
+		case seg.index < 0 && n.Kind == yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == seg.name {
+					next = n.Content[i+1]
+					break
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = resolve(next)
+		found = pos{n.Line, n.Column}
+	}
+	return found
+}
+
+// resolve steps through document and alias nodes to the node that holds the value.
+func resolve(n *yaml.Node) *yaml.Node {
+	for {
+		switch {
+		case n.Kind == yaml.DocumentNode && len(n.Content) > 0:
+			n = n.Content[0]
+		case n.Kind == yaml.AliasNode && n.Alias != nil:
+			n = n.Alias
+		default:
+			return n
+		}
+	}
+}
+
+type pathSegment struct {
+	name  string
+	index int // -1 for a name
+}
+
+// splitPath turns "identities[2].aws.roleARN" into identities, [2], aws, roleARN.
+func splitPath(path string) []pathSegment {
+	var segs []pathSegment
+	for path != "" {
+		switch {
+		case path[0] == '.':
+			path = path[1:]
+		case path[0] == '[':
+			end := strings.IndexByte(path, ']')
+			if end < 0 {
+				return segs
+			}
+			i, err := strconv.Atoi(path[1:end])
+			if err != nil {
+				return segs
+			}
+			segs = append(segs, pathSegment{index: i})
+			path = path[end+1:]
+		default:
+			end := strings.IndexAny(path, ".[")
+			if end < 0 {
+				end = len(path)
+			}
+			segs = append(segs, pathSegment{name: path[:end], index: -1})
+			path = path[end:]
+		}
+	}
+	return segs
 }
 
 // finding is a problem before it is placed in a file.

@@ -136,7 +136,7 @@ func BenchmarkLeanPath(b *testing.B) {
 			h    *ReviewHandler
 		}{
 			{"generic", &ReviewHandler{Webhook: &admission.Webhook{Handler: handlers[PathMutatePod]}}},
-			{"lean", &ReviewHandler{lean: lean[PathMutatePod]}},
+			{"lean", &ReviewHandler{Webhook: &admission.Webhook{Handler: handlers[PathMutatePod]}, lean: lean[PathMutatePod]}},
 		} {
 			b.Run(c.name+"/"+path.name, func(b *testing.B) {
 				b.ReportAllocs()

@@ -22,9 +22,11 @@ import (
 // path's and the answer goes through the same Response.Complete, so both paths answer byte for byte the same
 // (TestLeanPathAnswersLikeTheGenericPath).
 
-// leanHandler answers a whole request body; the error means the body is not an AdmissionReview this handler can read.
+// leanHandler answers a whole request body. ok is false when the body does not decode cleanly into the lean views
+// (a broken review, an object of the wrong shape): the generic path then answers it, with its own status codes and
+// messages, so the two paths never disagree.
 type leanHandler interface {
-	handleBody(ctx context.Context, body []byte) (admission.Response, error)
+	handleBody(ctx context.Context, body []byte) (resp admission.Response, ok bool)
 }
 
 // leanReview is an admission.k8s.io/v1 AdmissionReview reduced to what a handler reads, with the object decoded into
@@ -63,24 +65,22 @@ func decodeLean[T any](body []byte) (*leanReview[T], error) {
 	return &review, nil
 }
 
-func (l *leanPath[T, R]) handleBody(_ context.Context, body []byte) (resp admission.Response, err error) {
+func (l *leanPath[T, R]) handleBody(_ context.Context, body []byte) (resp admission.Response, ok bool) {
 	p := l.opts.Policy.Current() // one policy version answers the whole request
-	var uid types.UID
 	if l.route != nil {
 		routing, err := decodeLean[R](body)
 		if err != nil {
-			return resp, err
+			return resp, false
 		}
-		uid = routing.Request.UID
 		if routing.Request.Object != nil && !l.route(p, routing.Request.Namespace, routing.Request.Object) {
-			return complete(verdict{}.answer(l.opts.Mode, l.count), uid), nil
+			return complete(verdict{}.answer(l.opts.Mode, l.count), routing.Request.UID), true
 		}
 	}
 	review, err := decodeLean[T](body)
-	if err != nil {
-		return resp, err
+	if err != nil || review.Request.Object == nil {
+		return resp, false
 	}
-	uid = review.Request.UID
+	uid := review.Request.UID
 	defer func() {
 		// The same recovery admission.Webhook.Handle performs: a panic is an error answer, never a crash.
 		if r := recover(); r != nil {
@@ -89,7 +89,7 @@ func (l *leanPath[T, R]) handleBody(_ context.Context, body []byte) (resp admiss
 			resp.UID = uid
 		}
 	}()
-	return complete(l.answer(p, review.Request.Namespace, review.Request.Object), uid), nil
+	return complete(l.answer(p, review.Request.Namespace, review.Request.Object), uid), true
 }
 
 // complete finishes a response exactly as admission.Webhook.Handle does.
@@ -102,10 +102,6 @@ func complete(resp admission.Response, uid types.UID) admission.Response {
 }
 
 func (l *leanPath[T, R]) answer(p *policy.Policy, namespace string, obj *T) admission.Response {
-	if obj == nil {
-		l.count.errored.Inc()
-		return admission.Errored(http.StatusBadRequest, errors.New("the request has no object"))
-	}
 	v, err := l.evaluate(p, namespace, obj)
 	if err != nil {
 		l.count.errored.Inc()

@@ -23,7 +23,8 @@ const DefaultMaxRequestBytes = 7 << 20
 // admission.Webhook.Handle.
 type ReviewHandler struct {
 	Webhook *admission.Webhook
-	// lean, when set, answers from a single decode of the body (see lean.go); Webhook is then unused.
+	// lean, when set, answers every request it can decode cleanly from a single decode of the body (see lean.go);
+	// anything else goes the generic way through Webhook, so both paths answer alike.
 	lean            leanHandler
 	MaxRequestBytes int64
 }
@@ -62,13 +63,10 @@ func (h *ReviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if h.lean != nil {
-		resp, err := h.lean.handleBody(r.Context(), body)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
+		if resp, ok := h.lean.handleBody(r.Context(), body); ok {
+			writeReview(w, http.StatusOK, &resp.AdmissionResponse)
 			return
 		}
-		writeReview(w, http.StatusOK, &resp.AdmissionResponse)
-		return
 	}
 	review, err := decodeReview(body)
 	if err != nil {

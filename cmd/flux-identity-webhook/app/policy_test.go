@@ -119,7 +119,7 @@ func TestPolicyLint(t *testing.T) {
 }
 
 func TestSamplePoliciesLint(t *testing.T) {
-	samples, err := filepath.Glob("../../../config/samples/*.yaml")
+	samples, err := filepath.Glob("../../../config/samples/policy*.yaml")
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("no samples found: %v", err)
 	}
