@@ -28,7 +28,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 	authority := newCA(t)
 	crt, key := authority.leaf(t, 2)
 	certs := newProjectedDir(t, map[string][]byte{"tls.crt": crt, "tls.key": key})
-	policies := newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policyVersion(7))})
+	policies := newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policyVersion(7) + hostileMandate)})
 	srv := startServer(t, policies.path("policy.yaml"), certs.dir, func(o *app.ServeOptions) {
 		o.MaxRequestBytes = hostileLimit
 	})
@@ -39,6 +39,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 
 	tests := map[string]struct {
 		method, contentType, body string
+		path                      string // the ServiceAccount webhook when empty
 		wantStatus                int
 		wantMessage               string
 		wantRefused               bool
@@ -80,13 +81,27 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 				`"labels":{"app":"flux"},"name":["x"]`, 1),
 			wantStatus: http.StatusOK, wantMessage: "cannot unmarshal", wantRefused: true,
 		},
+		"a GitRepository with a secretRef is denied, and logged without the Secret's name": {
+			method: http.MethodPost, contentType: "application/json", path: webhook.PathValidateFluxSources,
+			body:       gitRepositoryReview("hostile-git", `{"name":"`+secretAnnotationValue+`"}`),
+			wantStatus: http.StatusOK, wantMessage: "no-static-git-credentials", wantRefused: true,
+		},
+		"a GitRepository whose secretRef has the wrong type is an error result, logged without the value": {
+			method: http.MethodPost, contentType: "application/json", path: webhook.PathValidateFluxSources,
+			body:       gitRepositoryReview("hostile-git-broken", `"`+secretAnnotationValue+`"`),
+			wantStatus: http.StatusOK, wantMessage: "", wantRefused: true,
+		},
 		"a valid review is answered": {
 			method: http.MethodPost, contentType: "application/json", body: valid, wantStatus: http.StatusOK,
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+webhook.PathMutateServiceAccount,
+			path := webhook.PathMutateServiceAccount
+			if tc.path != "" {
+				path = tc.path
+			}
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+path,
 				strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
@@ -187,7 +202,11 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 			return false, nil
 		})
 		lines := logs.since(logMark)
+		decisionLogged := false
 		for _, l := range lines {
+			if strings.Contains(l, "Flux source decision") && strings.Contains(l, "hostile-git") {
+				decisionLogged = true
+			}
 			for _, leak := range []string{secretAnnotationValue, "team.example.com/owner", `"kind":"ServiceAccount"`,
 				`\"metadata\"`, strings.Repeat("x", 64)} {
 				if strings.Contains(l, leak) {
@@ -195,9 +214,30 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 				}
 			}
 		}
+		if !decisionLogged {
+			t.Error("the denied GitRepository's decision was not logged: the check would prove nothing")
+		}
 		t.Logf("RESULT logs: %d lines at verbosity 10 during hostile input and load, none with a body or value",
 			len(lines))
 	})
+}
+
+// hostileMandate makes GitRepositories in team-a need identity, so a secretRef is denied and its decision logged.
+const hostileMandate = `mandates:
+  - name: no-static-git-credentials
+    namespaces: [team-a]
+`
+
+// gitRepositoryReview is a GitRepository CREATE in team-a with the given JSON as spec.secretRef, and the secret value
+// in an annotation too.
+func gitRepositoryReview(name, secretRef string) string {
+	return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"` + name + `",` +
+		`"kind":{"group":"source.toolkit.fluxcd.io","version":"v1","kind":"GitRepository"},` +
+		`"resource":{"group":"source.toolkit.fluxcd.io","version":"v1","resource":"gitrepositories"},` +
+		`"namespace":"team-a","name":"` + name + `","operation":"CREATE","userInfo":{"username":"tenant"},` +
+		`"object":{"apiVersion":"source.toolkit.fluxcd.io/v1","kind":"GitRepository","metadata":{"name":"` + name +
+		`","namespace":"team-a","annotations":{"team.example.com/owner":"` + secretAnnotationValue + `"}},` +
+		`"spec":{"url":"https://example.invalid/r.git","interval":"1m","secretRef":` + secretRef + `}}}}`
 }
 
 func decodeAnswer(t *testing.T, body io.Reader) admissionv1.AdmissionReview {
