@@ -1,6 +1,8 @@
 package app
 
 import (
+	"runtime/debug"
+
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -50,6 +52,9 @@ func observeReload(log logr.Logger, e policy.ReloadEvent) {
 	if !e.Changed {
 		return // the file went back to the policy in force: nothing new to load, but no error either
 	}
+	// Loading a large policy briefly holds its whole YAML node tree; hand that memory back to the OS now rather than
+	// keep it as idle heap for the life of the process (reloads are rare, a forced GC here is cheap).
+	debug.FreeOSMemory()
 	p := e.Policy
 	policyInfo.Reset()
 	policyInfo.WithLabelValues(p.Name, shortDigest(p.Digest)).Set(1)
