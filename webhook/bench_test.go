@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/go-logr/logr"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -115,6 +117,11 @@ func BenchmarkHandlers(b *testing.B) {
 			}
 		}
 	})
+}
+
+func init() {
+	// admission.Webhook builds a logger per request; without a sink controller-runtime warns once per process.
+	ctrllog.SetLogger(logr.Discard())
 }
 
 type staticSource struct{ p *policy.Policy }
