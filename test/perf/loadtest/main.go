@@ -197,8 +197,14 @@ func measureServer(s server, pool *x509.CertPool, scs []scenario, o options, pin
 				s.name, sc.name, c, r.rps(), r.p99, r.errors)
 		}
 	}
-	rss, err := peakRSSBytes(pid)
-	return out, rss, err
+	peak, err := statusBytes(pid, "VmHWM:")
+	if err != nil {
+		return nil, 0, err
+	}
+	now, err := statusBytes(pid, "VmRSS:")
+	fmt.Fprintf(os.Stderr, "%s: peak RSS %.1f MiB, RSS after the run %.1f MiB\n", s.name,
+		float64(peak)/(1<<20), float64(now)/(1<<20))
+	return out, peak, err
 }
 
 func newClient(pool *x509.CertPool, conns int) *http.Client {
@@ -312,18 +318,19 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
-func peakRSSBytes(pid int) (int64, error) {
+// statusBytes reads a kB field of /proc/PID/status (VmHWM: peak RSS, VmRSS: current RSS).
+func statusBytes(pid int, field string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb * 1024, err
 		}
 	}
-	return 0, errors.New("no VmHWM")
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 func freePort() (int, error) {
