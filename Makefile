@@ -83,7 +83,7 @@ build: ## Build the binary into bin/.
 
 .PHONY: lint-policy
 lint-policy: build ## Lint the sample policies.
-	$(BIN)/flux-identity-webhook policy lint config/samples/*.yaml
+	$(BIN)/flux-identity-webhook policy lint config/samples/policy*.yaml
 
 ##@ Tools
 

@@ -1,11 +1,13 @@
 package chart
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -171,4 +173,39 @@ func sortedObjKeys(m map[string]client.Object) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// config/samples is config/default with the sample policy in the ConfigMap the pods mount, under the same name.
+func TestKustomizeSamplesServeTheSamplePolicy(t *testing.T) {
+	root := repoRoot(t)
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", "samples"))
+	if err != nil {
+		t.Fatalf("kustomize build config/samples: %v", err)
+	}
+	manifest, err := resMap.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := decode(string(manifest))
+	if err != nil {
+		t.Fatalf("decode config/samples: %v", err)
+	}
+	want, err := os.ReadFile(filepath.Join(root, "config", "samples", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, ok := o.get("ConfigMap", releaseName+"-policy").(*corev1.ConfigMap)
+	if !ok {
+		t.Fatalf("config/samples has no ConfigMap %s-policy (the name the Deployment mounts)", releaseName)
+	}
+	if cm.Data["policy.yaml"] != string(want) {
+		t.Errorf("the ConfigMap's policy.yaml is not config/samples/policy.yaml:\n%s", cm.Data["policy.yaml"])
+	}
+	if n := o.count("ConfigMap"); n != 1 {
+		t.Errorf("%d ConfigMaps: the sample policy must replace the default one, not sit beside it", n)
+	}
+	if o.get("Deployment", releaseName) == nil {
+		t.Error("config/samples does not install the server")
+	}
 }
