@@ -25,15 +25,12 @@ const hostileLimit = 64 << 10
 // its real HTTP status and an AdmissionReview saying why; the server keeps answering valid reviews afterwards; and no
 // log line, at full verbosity, holds an object body or an annotation value.
 func TestHostileInputAgainstARunningServer(t *testing.T) {
-	authority := newCA(t)
-	crt, key := authority.leaf(t, 2)
-	certs := newProjectedDir(t, map[string][]byte{"tls.crt": crt, "tls.key": key})
-	policies := newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policyVersion(7) + hostileMandate)})
-	srv := startServer(t, policies.path("policy.yaml"), certs.dir, func(o *app.ServeOptions) {
+	m := newMounts(t, 2, policyVersion(7)+hostileMandate)
+	srv := startServer(t, m.policyFile(), m.certs.dir, func(o *app.ServeOptions) {
 		o.MaxRequestBytes = hostileLimit
 	})
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: authority.pool, MinVersion: tls.VersionTLS12}}}
+		TLSClientConfig: &tls.Config{RootCAs: m.ca.pool, MinVersion: tls.VersionTLS12}}}
 	logMark := logs.len()
 	valid := string(serviceAccountReview("hostile-valid"))
 
@@ -126,7 +123,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 	}
 
 	t.Run("a declared length over the cap gets 413 before a byte of the body is sent", func(t *testing.T) {
-		conn := dialTLS(t, srv, authority)
+		conn := dialTLS(t, srv, m.ca)
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
 			"Content-Length: %d\r\n\r\n", webhook.PathMutateServiceAccount, int64(1)<<30)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -140,7 +137,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 	})
 
 	t.Run("a chunked body over the cap gets 413 after at most the cap is read", func(t *testing.T) {
-		conn := dialTLS(t, srv, authority)
+		conn := dialTLS(t, srv, m.ca)
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
 			"Transfer-Encoding: chunked\r\n\r\n", webhook.PathMutateServiceAccount)
 		const total = 256 << 20
@@ -182,7 +179,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("healthz HTTP %d", resp.StatusCode)
 		}
-		res := runLoad(timeBox(t, 300*time.Millisecond), srv.URL, authority.pool, loadOptions{clients: 2})
+		res := runLoad(timeBox(t, 300*time.Millisecond), srv.URL, m.ca.pool, loadOptions{clients: 2})
 		if res.failures.Load() != 0 || res.requests.Load() == 0 {
 			t.Fatalf("load after hostile input: %s", res)
 		}
@@ -190,7 +187,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 
 	t.Run("no log line holds an object body or an annotation value", func(t *testing.T) {
 		// A rejected reload inside the window shows that the capture is live: it must appear, the secrets must not.
-		if err := policies.update(map[string][]byte{"policy.yaml": []byte(invalidPolicyVersion(8))}); err != nil {
+		if err := m.policies.update(map[string][]byte{"policy.yaml": []byte(invalidPolicyVersion(8))}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 10*time.Second, "rejected reload logged", func() (bool, error) {

@@ -195,6 +195,28 @@ func (d *projectedDir) update(files map[string][]byte) error {
 
 func (d *projectedDir) path(name string) string { return filepath.Join(d.dir, name) }
 
+// mounts are what the server's pod would have mounted: a serving certificate from a CA the clients trust (a Secret
+// volume) and a policy file (a ConfigMap volume).
+type mounts struct {
+	ca       *ca
+	certs    *projectedDir
+	policies *projectedDir
+}
+
+// newMounts issues a serving certificate with serial and writes policy, both in the kubelet's layout.
+func newMounts(t *testing.T, serial int64, policy string) *mounts {
+	t.Helper()
+	authority := newCA(t)
+	crt, key := authority.leaf(t, serial)
+	return &mounts{
+		ca:       authority,
+		certs:    newProjectedDir(t, map[string][]byte{"tls.crt": crt, "tls.key": key}),
+		policies: newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policy)}),
+	}
+}
+
+func (m *mounts) policyFile() string { return m.policies.path("policy.yaml") }
+
 // freePort asks the kernel for a free loopback port (the webhook server takes a fixed port).
 func freePort(t *testing.T) int {
 	t.Helper()

@@ -86,11 +86,8 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 	if *soak {
 		swaps, clients = 1000, 16
 	}
-	authority := newCA(t)
-	crt, key := authority.leaf(t, 2)
-	certs := newProjectedDir(t, map[string][]byte{"tls.crt": crt, "tls.key": key})
-	policies := newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policyVersion(0))})
-	srv := startServer(t, policies.path("policy.yaml"), certs.dir, nil)
+	m := newMounts(t, 2, policyVersion(0))
+	srv := startServer(t, m.policyFile(), m.certs.dir, nil)
 	ctx := t.Context()
 
 	errorsBefore, err := srv.metric(ctx, "fluxidentity_policy_reload_errors_total", nil)
@@ -108,7 +105,7 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 	defer stopLoad()
 	loaded := make(chan *loadResult, 1)
 	go func() {
-		loaded <- runLoad(loadCtx, srv.URL, authority.pool, loadOptions{clients: clients,
+		loaded <- runLoad(loadCtx, srv.URL, m.ca.pool, loadOptions{clients: clients,
 			check: func(c int, resp *admissionv1.AdmissionResponse) error {
 				n, err := answeredVersion(resp)
 				if err != nil {
@@ -145,7 +142,7 @@ func TestPolicyReloadUnderLoad(t *testing.T) {
 			valid[n] = true // before the swap: the server may answer from it as soon as the file changes
 			validMu.Unlock()
 		}
-		if err := policies.update(map[string][]byte{"policy.yaml": []byte(content)}); err != nil {
+		if err := m.policies.update(map[string][]byte{"policy.yaml": []byte(content)}); err != nil {
 			t.Fatal(err)
 		}
 		wantErrors := errorsBefore + float64(invalid)

@@ -31,11 +31,8 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	if *soak {
 		rotations, clients = 500, 16
 	}
-	authority := newCA(t)
-	crt, key := authority.leaf(t, 100)
-	certs := newProjectedDir(t, map[string][]byte{"tls.crt": crt, "tls.key": key})
-	policies := newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policyVersion(0))})
-	srv := startServer(t, policies.path("policy.yaml"), certs.dir, nil)
+	m := newMounts(t, 100, policyVersion(0))
+	srv := startServer(t, m.policyFile(), m.certs.dir, nil)
 	addr := srv.URL[len("https://"):]
 	ctx := t.Context()
 
@@ -43,19 +40,19 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	defer stopLoad()
 	loaded := make(chan *loadResult, 1)
 	go func() {
-		loaded <- runLoad(loadCtx, srv.URL, authority.pool, loadOptions{clients: clients, newConnections: true})
+		loaded <- runLoad(loadCtx, srv.URL, m.ca.pool, loadOptions{clients: clients, newConnections: true})
 	}()
 
 	var latencies []time.Duration
 	for r := 1; r <= rotations; r++ {
 		serial := int64(100 + r)
-		crt, key := authority.leaf(t, serial)
-		if err := certs.update(map[string][]byte{"tls.crt": crt, "tls.key": key}); err != nil {
+		crt, key := m.ca.leaf(t, serial)
+		if err := m.certs.update(map[string][]byte{"tls.crt": crt, "tls.key": key}); err != nil {
 			t.Fatal(err)
 		}
 		latencies = append(latencies, waitFor(t, 15*time.Second, fmt.Sprintf("rotation %d served", r),
 			func() (bool, error) {
-				got, err := servedSerial(ctx, addr, authority)
+				got, err := servedSerial(ctx, addr, m.ca)
 				return got == serial, err
 			}))
 	}

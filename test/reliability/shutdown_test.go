@@ -43,16 +43,13 @@ func TestGracefulShutdownOfTheBinary(t *testing.T) {
 	const delay = 2 * time.Second
 	const grace = 10 * time.Second
 	bin := buildBinary(t)
-	authority := newCA(t)
-	crt, key := authority.leaf(t, 2)
-	certs := newProjectedDir(t, map[string][]byte{"tls.crt": crt, "tls.key": key})
-	policies := newProjectedDir(t, map[string][]byte{"policy.yaml": []byte(policyVersion(3))})
+	m := newMounts(t, 2, policyVersion(3))
 	port, health := freePort(t), freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	healthURL := fmt.Sprintf("http://127.0.0.1:%d/readyz", health)
 
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--policy", policies.path("policy.yaml"), "--cert-dir", certs.dir,
+	cmd := exec.Command(bin, "serve", "--policy", m.policyFile(), "--cert-dir", m.certs.dir,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--metrics-bind-address", "0",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", health), "--shutdown-delay", delay.String())
 	cmd.Stderr = &stderr
@@ -76,7 +73,7 @@ func TestGracefulShutdownOfTheBinary(t *testing.T) {
 
 	// The slow request: headers and half of the body now, the rest after the listener has closed.
 	body := serviceAccountReview("in-flight")
-	conn := dialTLS(t, &server{URL: "https://" + addr}, authority)
+	conn := dialTLS(t, &server{URL: "https://" + addr}, m.ca)
 	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +90,11 @@ func TestGracefulShutdownOfTheBinary(t *testing.T) {
 	notReady := waitFor(t, delay, "readiness false after SIGTERM", func() (bool, error) {
 		return readyStatus(healthURL) == http.StatusServiceUnavailable, nil
 	})
-	if err := acceptsTLS(t.Context(), addr, authority); err != nil {
+	if err := acceptsTLS(t.Context(), addr, m.ca); err != nil {
 		t.Fatalf("the listener refused a connection while readiness was just turning false: %v", err)
 	}
 	waitFor(t, delay+grace, "listener closed", func() (bool, error) {
-		return acceptsTLS(t.Context(), addr, authority) != nil, nil
+		return acceptsTLS(t.Context(), addr, m.ca) != nil, nil
 	})
 	closed := time.Since(sigterm)
 	if closed < delay-100*time.Millisecond {
