@@ -91,7 +91,12 @@ func validateIdentity(id *Identity, path string, names map[string]string, errs *
 	switch id.Injection {
 	case "":
 		id.Injection = InjectionAnnotate
-	case InjectionAnnotate, InjectionFull:
+	case InjectionFull:
+		if id.GCP != nil && id.GCP.WorkloadIdentityProvider == "" {
+			errs.add(path+".injection", "full injection of a gcp identity needs gcp.workloadIdentityProvider "+
+				"(on GKE the metadata server serves the identity: use annotate)")
+		}
+	case InjectionAnnotate:
 	default:
 		errs.add(path+".injection", "must be annotate or full, got %q", id.Injection)
 	}

@@ -478,6 +478,12 @@ func TestParseRejects(t *testing.T) {
 
 		// Validation: injection and mode.
 		{
+			name: "full injection of a GKE identity without a workload identity provider is rejected",
+			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    gcp:",
+				"      serviceAccount: flux-source@my-project.iam.gserviceaccount.com", "    injection: full"),
+			want: []wantProblem{{9, 16, "identities[0].injection", "full injection of a gcp identity needs gcp.workloadIdentityProvider"}},
+		},
+		{
 			name: "unknown injection is rejected",
 			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, awsFlowFlux, "    injection: sidecar"),
 			want: []wantProblem{{8, 16, "identities[0].injection", `must be annotate or full, got "sidecar"`}},

@@ -51,12 +51,8 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 	annotations := map[string]string{AnnotationIdentity: m.Identity.Name}
 	var labels map[string]string
 	var inj injection
-	full := m.Identity.Injection == policy.InjectionFull
-	if m.Cloud == policy.CloudGCP && m.Identity.GCP.WorkloadIdentityProvider == "" {
-		full = false // on GKE the metadata server serves the identity: there is nothing to inject
-	}
 	switch {
-	case full:
+	case m.Identity.Injection == policy.InjectionFull: // (a GKE identity cannot have it: the policy requires a provider)
 		var err error
 		if inj, err = podInjection(m, pod); err != nil {
 			return verdict{}, err
