@@ -42,7 +42,8 @@ func podIsMapped(p *policy.Policy, namespace string, r *podRouting) bool {
 
 // evaluatePod decides about a pod in namespace. A pod whose ServiceAccount is mapped gets AnnotationIdentity; with
 // injection annotate, Azure pods get the label the Azure webhook selects on; with injection full, the cloud's token
-// volume, mounts and environment. Pods never violate anything: what they may use is decided on their ServiceAccount.
+// volume, mounts and environment (a GCP identity has full injection only with a workload identity provider: the
+// policy refuses it otherwise). Pods never violate anything: what they may use is decided on their ServiceAccount.
 func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, error) {
 	m, mapped := p.IdentityFor(namespace, pod.Spec.serviceAccount())
 	if !mapped {
@@ -52,7 +53,7 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 	var labels map[string]string
 	var inj injection
 	switch {
-	case m.Identity.Injection == policy.InjectionFull: // (a GKE identity cannot have it: the policy requires a provider)
+	case m.Identity.Injection == policy.InjectionFull:
 		var err error
 		if inj, err = podInjection(m, pod); err != nil {
 			return verdict{}, err
