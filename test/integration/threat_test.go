@@ -15,12 +15,30 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
+// threatPolicy mandates identity for GitRepositories in team-* and maps each tenant's flux-* ServiceAccounts to a
+// role named after its namespace.
+const threatPolicy = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+metadata:
+  name: threats
+identities:
+  - name: tenants
+    namespaces: ["team-*"]
+    serviceAccounts: ["flux-*"]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/tenant-{namespace}
+mandates:
+  - name: no-static-git-credentials
+    namespaces: ["team-*"]
+    kinds: [GitRepository]
+`
+
 // The threats that need the API server itself; the rest of the threat suite is webhook/threat_test.go, through the
-// same handlers without a server. testPolicy mandates identity for GitRepositories in team-* and maps
-// flux-system/source-controller to AWS.
+// same handlers without a server.
 var _ = Describe("Threats that go through the API server", func() {
 	BeforeEach(func(ctx SpecContext) {
-		Expect(env.SetPolicy(ctx, testPolicy)).To(Succeed())
+		Expect(env.SetPolicy(ctx, threatPolicy)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { Expect(env.SetPolicy(ctx, testPolicy)).To(Succeed()) })
 	})
 
 	It("a tenant relabels its namespace as kube-system to leave the namespaceSelector: the label stays its name",
@@ -51,12 +69,14 @@ var _ = Describe("Threats that go through the API server", func() {
 	})
 
 	It("a dry-run ServiceAccount spoofing a role comes back with the policy's role", func(ctx SpecContext) {
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "source-controller", Namespace: "flux-system",
+		ns := freshNamespace(ctx, "team-dryrun-sa")
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "flux-source", Namespace: ns,
 			Annotations: map[string]string{webhook.AnnotationAWSRoleARN: "arn:aws:iam::999999999999:role/admin"}}}
-		ensureNamespace(ctx, "flux-system")
 		Expect(env.Client.Create(ctx, sa, client.DryRunAll)).To(Succeed())
 		Expect(sa.Annotations).To(HaveKeyWithValue(webhook.AnnotationAWSRoleARN,
-			"arn:aws:iam::111122223333:role/flux-flux-system"))
+			"arn:aws:iam::111122223333:role/tenant-"+ns))
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(sa), &corev1.ServiceAccount{})).
+			To(MatchError(ContainSubstring("not found")), "a dry run stores nothing")
 	})
 
 	It("a v1beta2 GitRepository cannot slip past: the installed CRDs do not serve v1beta2", func(ctx SpecContext) {
