@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -39,11 +38,6 @@ func evaluateDeployment(p *policy.Policy, namespace string, d *deploymentView) v
 	}
 	want := map[string]string{LabelAzureUse: "true"}
 	v := verdict{identity: m.Identity.Name}
-	if tmpl.Metadata == nil {
-		v.patch = []jsonpatch.Operation{jsonpatch.NewOperation("add", "/spec/template/metadata",
-			map[string]any{"labels": want})}
-		return v
-	}
-	v.patch = setMapEntries(nil, "/spec/template/metadata/labels", tmpl.Metadata.Labels, want)
+	v.patch = setMetadata(nil, "/spec/template", tmpl.Metadata, nil, want)
 	return v
 }

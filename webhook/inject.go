@@ -69,7 +69,7 @@ func awsInjection(m policy.Match, pod *podView) injection {
 	return injection{
 		volume:    tokenVolume(AWSTokenVolume, audience, seconds, AWSTokenPath),
 		mountPath: AWSTokenMountPath,
-		skip:      splitNames(pod.Metadata.Annotations[AnnotationAWSSkipContainers], ","),
+		skip:      splitNames(metaOf(pod.Metadata).Annotations[AnnotationAWSSkipContainers], ","),
 		env: func(c *containerView) ([]corev1.EnvVar, bool) {
 			var env []corev1.EnvVar
 			// Like the EKS webhook: a container that names its own role or token file keeps them.
@@ -105,7 +105,7 @@ func azureInjection(m policy.Match, pod *podView) injection {
 	return injection{
 		volume:    tokenVolume(AzureTokenVolume, AzureAudience, seconds, AzureTokenPath),
 		mountPath: AzureTokenMountPath,
-		skip:      splitNames(pod.Metadata.Annotations[AnnotationAzureSkipContainers], ";"),
+		skip:      splitNames(metaOf(pod.Metadata).Annotations[AnnotationAzureSkipContainers], ";"),
 		env: func(c *containerView) ([]corev1.EnvVar, bool) {
 			var env []corev1.EnvVar
 			for _, e := range want {

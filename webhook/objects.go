@@ -12,12 +12,23 @@ type objectMeta struct {
 	Labels       map[string]string `json:"labels"`
 }
 
+// noMetadata stands in for an absent metadata object (the API server always sends one; other callers may not).
+var noMetadata objectMeta
+
+// metaOf returns m, or an empty objectMeta when the object has no metadata.
+func metaOf(m *objectMeta) *objectMeta {
+	if m == nil {
+		return &noMetadata
+	}
+	return m
+}
+
 type serviceAccountView struct {
-	Metadata objectMeta `json:"metadata"`
+	Metadata *objectMeta `json:"metadata"`
 }
 
 type podView struct {
-	Metadata objectMeta  `json:"metadata"`
+	Metadata *objectMeta `json:"metadata"`
 	Spec     podSpecView `json:"spec"`
 }
 
@@ -87,7 +98,7 @@ func (c *containerView) hasMountAt(path string) bool {
 }
 
 type deploymentView struct {
-	Metadata objectMeta `json:"metadata"`
+	Metadata *objectMeta `json:"metadata"`
 	Spec     struct {
 		Template struct {
 			Metadata *objectMeta `json:"metadata"`

@@ -42,6 +42,26 @@ func setMapEntries(ops []jsonpatch.Operation, path string, have, want map[string
 	return ops
 }
 
+// setMetadata makes the metadata at base+"/metadata" hold the annotations and labels: entry by entry when metadata
+// exists, as one new object when it does not.
+func setMetadata(ops []jsonpatch.Operation, base string, m *objectMeta, annotations, labels map[string]string) []jsonpatch.Operation {
+	if m != nil {
+		ops = setMapEntries(ops, base+"/metadata/annotations", m.Annotations, annotations)
+		return setMapEntries(ops, base+"/metadata/labels", m.Labels, labels)
+	}
+	if len(annotations) == 0 && len(labels) == 0 {
+		return ops
+	}
+	obj := map[string]any{}
+	if len(annotations) > 0 {
+		obj["annotations"] = annotations
+	}
+	if len(labels) > 0 {
+		obj["labels"] = labels
+	}
+	return append(ops, jsonpatch.NewOperation("add", base+"/metadata", obj))
+}
+
 // appendToArray adds items to the array at path: the whole array when absent, one "-" append per item otherwise.
 func appendToArray[T any](ops []jsonpatch.Operation, path string, exists bool, items []T) []jsonpatch.Operation {
 	if len(items) == 0 {

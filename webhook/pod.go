@@ -66,8 +66,7 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 		labels = map[string]string{LabelAzureUse: "true"}
 	}
 	v := verdict{identity: m.Identity.Name}
-	v.patch = setMapEntries(nil, "/metadata/annotations", pod.Metadata.Annotations, annotations)
-	v.patch = setMapEntries(v.patch, "/metadata/labels", pod.Metadata.Labels, labels)
+	v.patch = setMetadata(nil, "", pod.Metadata, annotations, labels)
 	if inj.env != nil {
 		v.patch = inj.patch(v.patch, pod)
 	}

@@ -39,13 +39,14 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 		return verdict{}
 	}
 	v := verdict{mode: mode}
-	m, mapped := p.IdentityFor(namespace, sa.Metadata.Name)
+	md := metaOf(sa.Metadata)
+	m, mapped := p.IdentityFor(namespace, md.Name)
 	if !mapped {
 		for _, k := range ownedKeys {
-			if _, set := sa.Metadata.Annotations[k]; set {
+			if _, set := md.Annotations[k]; set {
 				v.violations = append(v.violations, message("ownership",
 					"annotation "+k+" is reserved: remove it",
-					"no identity maps "+namespace+"/"+sa.Metadata.Name))
+					"no identity maps "+namespace+"/"+md.Name))
 			}
 		}
 		return v
@@ -54,15 +55,14 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 	annotations, labels := ServiceAccountMetadata(m)
 	v.identity = m.Identity.Name
 	for _, k := range IdentityAnnotationKeys {
-		val, set := sa.Metadata.Annotations[k]
+		val, set := md.Annotations[k]
 		if !set || annotations[k] != "" || grantedByDefault(m, k, val) {
 			continue
 		}
 		v.violations = append(v.violations, message(m.Identity.Name,
 			"annotation "+k+" is not granted by this identity: remove it", string(m.Cloud)+" identity"))
 	}
-	v.patch = setMapEntries(nil, "/metadata/annotations", sa.Metadata.Annotations, annotations)
-	v.patch = setMapEntries(v.patch, "/metadata/labels", sa.Metadata.Labels, labels)
+	v.patch = setMetadata(nil, "", sa.Metadata, annotations, labels)
 	return v
 }
 
