@@ -32,11 +32,11 @@ var (
 
 // Token lifetime bounds. AWS raises anything under 600 s; the Azure webhook denies pods outside 3600..86400.
 const (
-	awsMinTokenSeconds   = 600
-	maxTokenSeconds      = 1 << 32 // the projected token volume's expirationSeconds bound
-	azureMinTokenSeconds = 3600
-	azureMaxTokenSeconds = 86400
-	expiryWarningWindow  = 14 * 24 * time.Hour
+	awsMinTokenSeconds         = 600
+	maxTokenSeconds      int64 = 1 << 32 // the projected token volume's expirationSeconds bound
+	azureMinTokenSeconds       = 3600
+	azureMaxTokenSeconds       = 86400
+	expiryWarningWindow        = 14 * 24 * time.Hour
 )
 
 // validate checks every field of f and fills in defaults. Findings about the file are errors; the second list holds
