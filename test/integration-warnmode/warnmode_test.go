@@ -1,8 +1,6 @@
 package warnmode
 
 import (
-	"context"
-	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -11,31 +9,11 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
-
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
 
 var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 	It("admits what an enforce mandate would deny, with the denial's text as a warning", func(ctx SpecContext) {
@@ -43,10 +21,7 @@ var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 			"spec.serviceAccountName: flux-source"
 		Expect(client.IgnoreAlreadyExists(env.Client.Create(ctx,
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}))).To(Succeed())
-		rec := &warningRecorder{}
-		cfg := rest.CopyConfig(env.Config)
-		cfg.WarningHandler, cfg.WarningHandlerWithContext = nil, rec
-		c, err := client.New(cfg, client.Options{Scheme: harness.Scheme})
+		c, rec, err := env.WarningClient(harness.Scheme)
 		Expect(err).NotTo(HaveOccurred())
 		labels := map[string]string{"mode": "warn", "kind": "GitRepository", "namespace": "team-a",
 			"mandate": "no-static-git-credentials"}
@@ -61,7 +36,7 @@ var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 			Spec: sourcev1.GitRepositorySpec{URL: "https://dev.azure.com/org/p/_git/app",
 				Interval: metav1.Duration{Duration: time.Minute}, SecretRef: &meta.LocalObjectReference{Name: "git"}},
 		})).To(Succeed())
-		Expect(rec.take()).To(Equal([]string{msg}))
+		Expect(rec.Take()).To(Equal([]string{msg}))
 		Expect(env.Counter(ctx, "fluxidentity_violations_total", labels)).To(Equal(before + 1))
 		Expect(env.Counter(ctx, "fluxidentity_admission_decisions_total",
 			map[string]string{"webhook": webhook.PathValidateFluxSources, "decision": webhook.DecisionDenied})).To(Equal(denied))

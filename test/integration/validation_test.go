@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
@@ -70,33 +69,9 @@ var validationScheme = func() *runtime.Scheme {
 	return s
 }()
 
-// warningRecorder collects the admission warnings the API server relays in Warning headers, as kubectl prints them.
-type warningRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warningRecorder) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, text)
-}
-
-func (w *warningRecorder) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
 // warningClient is a client whose warnings land in the returned recorder.
-func warningClient() (client.Client, *warningRecorder) {
-	rec := &warningRecorder{}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.WarningHandler = nil
-	cfg.WarningHandlerWithContext = rec
-	c, err := client.New(cfg, client.Options{Scheme: validationScheme})
+func warningClient() (client.Client, *harness.WarningRecorder) {
+	c, rec, err := env.WarningClient(validationScheme)
 	Expect(err).NotTo(HaveOccurred())
 	return c, rec
 }
@@ -157,7 +132,7 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 			} else {
 				Expect(err).NotTo(HaveOccurred())
 			}
-			Expect(warnings.take()).To(Equal(wantWarnings))
+			Expect(warnings.Take()).To(Equal(wantWarnings))
 			Expect(violationsCounter(ctx, mode, "GitRepository", ns, "no-static-git-credentials")).To(Equal(before + 1))
 
 			By("admitting compliant objects silently: provider azure with the mapped ServiceAccount, and CodeCommit over aws")
@@ -167,7 +142,7 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 			Expect(c.Create(ctx, gitRepository(ns, "codecommit", func(s *sourcev1.GitRepositorySpec) {
 				s.URL, s.Provider = "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/app", sourcev1.GitProviderAWS
 			}))).To(Succeed())
-			Expect(warnings.take()).To(BeEmpty())
+			Expect(warnings.Take()).To(BeEmpty())
 			Expect(violationsCounter(ctx, mode, "GitRepository", ns, "no-static-git-credentials")).To(Equal(before + 1))
 		},
 		Entry("is denied in enforce with the exact message", "enforce", true, nil),
@@ -216,13 +191,13 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 		c, warnings := warningClient()
 		repo := gitRepository(ns, "legacy", func(s *sourcev1.GitRepositorySpec) { s.SecretRef = secret("git-credentials") })
 		Expect(c.Create(ctx, repo)).To(Succeed())
-		Expect(warnings.take()).To(Equal([]string{gitDenial}))
+		Expect(warnings.Take()).To(Equal([]string{gitDenial}))
 
 		setValidationPolicy(ctx, "enforce")
 		By("admitting a label change with a warning: the credentials did not change")
 		repo.Labels = map[string]string{"touched": "yes"}
 		Expect(c.Update(ctx, repo)).To(Succeed())
-		Expect(warnings.take()).To(Equal([]string{gitDenial}))
+		Expect(warnings.Take()).To(Equal([]string{gitDenial}))
 
 		By("denying a switch to another Secret")
 		repo.Spec.SecretRef = secret("other-credentials")
