@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -36,8 +37,11 @@ type sourceValidator struct {
 var _ admission.Handler = &sourceValidator{}
 
 func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	log := logf.FromContext(ctx).WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
-		"operation", req.Operation)
+	// Built only when something is logged: most requests are compliant and log nothing.
+	log := func() logr.Logger {
+		return logf.FromContext(ctx).WithValues("kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+			"operation", req.Operation)
+	}
 	// Deletions, status updates and anything but CREATE/UPDATE of the object itself are never blocked.
 	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || req.SubResource != "" {
 		h.count.allowed.Inc()
@@ -47,7 +51,7 @@ func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) adm
 	obj, err := DecodeSource(gvk, req.Object.Raw)
 	if err != nil {
 		h.count.errored.Inc()
-		log.Error(err, "cannot evaluate Flux source")
+		log().Error(err, "cannot evaluate Flux source")
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if obj.Namespace == "" {
@@ -80,7 +84,7 @@ func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) adm
 		for i, v := range d.Violations {
 			fields[i] = v.Mandate + " " + v.Field
 		}
-		log.Info("Flux source decision", "decision", a.Decision, "violations", fields, "excepted", d.Exception != nil,
+		log().Info("Flux source decision", "decision", a.Decision, "violations", fields, "excepted", d.Exception != nil,
 			"dryRun", req.DryRun != nil && *req.DryRun)
 	}
 
