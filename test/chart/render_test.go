@@ -283,6 +283,11 @@ func checkEveryInstall(t *testing.T, o objects) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources %+v: want a CPU request and a memory limit", c.Resources)
 	}
+	if i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" }); i < 0 ||
+		c.Env[i].ValueFrom == nil || c.Env[i].ValueFrom.ResourceFieldRef == nil ||
+		c.Env[i].ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
+		t.Errorf("env %+v: want GOMEMLIMIT from limits.memory, so the GC tightens before the OOM killer", c.Env)
+	}
 	for _, want := range []string{"serve", "--policy=/etc/flux-identity-webhook/policy.yaml", "--cert-dir=/tls", "--port=9443"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("args %v lack %s", c.Args, want)
