@@ -186,6 +186,13 @@ func (x *namespaceModes) lookup(ns string) (Mode, bool) {
 // The check is conservative: it looks at pattern pairs, so it also reports an overlap that a third, more specific
 // pattern of one of the two entries would always win. Splitting the entry resolves such a report.
 func checkAmbiguity(f *File) findings {
+	fs, _ := ambiguities(f)
+	return fs
+}
+
+// ambiguities is checkAmbiguity that also says how many pattern pairs it compared, so tests can prove the work stays
+// near-linear without timing anything.
+func ambiguities(f *File) (fs findings, compared int) {
 	type tuple struct {
 		entry    int
 		ns, sa   string
@@ -196,7 +203,6 @@ func checkAmbiguity(f *File) findings {
 		exactNS    = map[string][]tuple{} // ns -> tuples with glob SA
 		exactSA    = map[string][]tuple{} // sa -> tuples with glob namespace
 		globGlob   []tuple
-		fs         findings
 		reported   = map[[2]int]bool{}
 	)
 	conflict := func(a, b tuple) {
@@ -229,7 +235,11 @@ func checkAmbiguity(f *File) findings {
 					if n == len(p) && j <= i {
 						continue // the own bucket: each pair once
 					}
-					if ts[i].entry != ts[j].entry && overlap(ts[min(i, j)], ts[max(i, j)]) {
+					if ts[i].entry == ts[j].entry {
+						continue
+					}
+					compared++
+					if overlap(ts[min(i, j)], ts[max(i, j)]) {
 						conflict(ts[min(i, j)], ts[max(i, j)])
 					}
 				}
@@ -269,7 +279,7 @@ func checkAmbiguity(f *File) findings {
 		pairwise(exactSA[sa], nsOf, func(a, b tuple) bool { return globsIntersect(a.ns, b.ns) })
 	}
 	pairwise(globGlob, nsOf, func(a, b tuple) bool { return globsIntersect(a.ns, b.ns) && globsIntersect(a.sa, b.sa) })
-	return fs
+	return fs, compared
 }
 
 // overlapExample names the overlap of two patterns for a message: the pattern itself when both are equal.
