@@ -131,12 +131,3 @@ func (x *globIndex[T]) each(s string, yield func(pattern string, value T) bool) 
 		}
 	}
 }
-
-// all lists every indexed pattern with its value (used at load time for ambiguity checks).
-func (x *globIndex[T]) all() []globEntry[T] {
-	var out []globEntry[T]
-	for _, es := range x.byPrefix {
-		out = append(out, es...)
-	}
-	return out
-}

@@ -242,16 +242,6 @@ func TestGlobIndex(t *testing.T) {
 			t.Errorf("yield called %d times, want 1", calls)
 		}
 	})
-	t.Run("all lists every pattern once", func(t *testing.T) {
-		var got []string
-		for _, e := range x.all() {
-			got = append(got, e.pattern)
-		}
-		slices.Sort(got)
-		if want := slices.Sorted(slices.Values(patterns)); !slices.Equal(got, want) {
-			t.Errorf("all() = %v, want %v", got, want)
-		}
-	})
 }
 
 // TestAmbiguityCheckFindsEveryOverlappingPair cross-checks the bucketed pair search of checkAmbiguity against
