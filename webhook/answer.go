@@ -21,6 +21,9 @@ type verdict struct {
 	mode policy.Mode
 	// identity names the policy entry that applied, if any.
 	identity string
+	// kind, namespace and rule label the violations in fluxidentity_violations_total and the audit log; rule is the
+	// identity entry, or "ownership" when no entry maps the object.
+	kind, namespace, rule string
 }
 
 // effectiveMode applies the server-wide mode: an audit-only installation (--mode=warn) never denies.
@@ -34,10 +37,21 @@ func effectiveMode(m, server policy.Mode) policy.Mode {
 // answer turns a verdict into the admission response and counts it. The entry that applied travels as the audit
 // annotation "identity" (the API server records it as <webhook name>/identity), which is also how `policy explain`
 // names it.
+// Violations are counted, and named in the audit annotations decision and mandate, in every mode, off included.
 func (v verdict) answer(server policy.Mode, count countedHandler) admission.Response {
 	resp := v.response(server, count)
 	if v.identity != "" {
 		resp.AuditAnnotations = map[string]string{AuditIdentity: v.identity}
+	}
+	if len(v.violations) > 0 {
+		mode := effectiveMode(v.mode, server)
+		sourceViolations.WithLabelValues(string(mode), v.kind, v.namespace, v.rule).Add(float64(len(v.violations)))
+		if resp.AuditAnnotations == nil {
+			resp.AuditAnnotations = map[string]string{}
+		}
+		resp.AuditAnnotations[AuditKeyDecision] = map[policy.Mode]string{
+			policy.ModeEnforce: SourceDenied, policy.ModeWarn: SourceWarned, policy.ModeOff: SourceIgnored}[mode]
+		resp.AuditAnnotations[AuditKeyMandate] = v.rule
 	}
 	return resp
 }
@@ -63,15 +77,15 @@ func (v verdict) response(server policy.Mode, count countedHandler) admission.Re
 	return admission.Patched("", v.patch...)
 }
 
-// message formats a violation "[prefix] rule: fix", shortening it to maxMessageLength by dropping the optional
-// detail first and then truncating.
+// message formats a violation "[prefix] rule: fix", shortening it to maxMessageLength bytes by dropping the optional
+// detail first and then truncating (names and keys are ASCII, so cutting bytes cuts no character).
 func message(prefix, rule, detail string) string {
 	m := "[" + prefix + "] " + rule
 	if detail != "" && len(m)+len(detail)+3 <= maxMessageLength {
 		m += " (" + detail + ")"
 	}
 	if len(m) > maxMessageLength {
-		m = m[:maxMessageLength-1] + "…"
+		m = m[:maxMessageLength-3] + "..."
 	}
 	return m
 }

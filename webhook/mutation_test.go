@@ -10,6 +10,7 @@ import (
 	"time"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/yaml"
 
@@ -348,5 +349,56 @@ func TestEscapeKey(t *testing.T) {
 		if got := escapeKey(in); got != want {
 			t.Errorf("escapeKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestServiceAccountViolationsAreCountedAndAudited(t *testing.T) {
+	p := loadFixturePolicy(t)
+	intruder := `{"metadata":{"name":"intruder-audit","annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::1:role/x"}}}`
+	tests := map[string]struct {
+		namespace    string
+		server       policy.Mode
+		wantMode     string
+		wantDecision string
+		wantAllowed  bool
+	}{
+		"enforce denies and counts as enforce":          {"flux-system", policy.ModeEnforce, "enforce", "denied", false},
+		"an audit-only server warns and counts as warn": {"flux-system", policy.ModeWarn, "warn", "warned", true},
+		"a warn namespace warns whatever the server":    {"team-b", policy.ModeEnforce, "warn", "warned", true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var sa serviceAccountView
+			if err := json.Unmarshal([]byte(intruder), &sa); err != nil {
+				t.Fatal(err)
+			}
+			counter := sourceViolations.WithLabelValues(tc.wantMode, "ServiceAccount", tc.namespace, "ownership")
+			before := testutil.ToFloat64(counter)
+			resp := evaluateServiceAccount(p, tc.namespace, &sa).answer(tc.server, newCountedHandler("test"))
+			if resp.Allowed != tc.wantAllowed {
+				t.Errorf("allowed %v, want %v", resp.Allowed, tc.wantAllowed)
+			}
+			if got := testutil.ToFloat64(counter) - before; got != 1 {
+				t.Errorf("fluxidentity_violations_total{mode=%s} grew by %v, want 1", tc.wantMode, got)
+			}
+			if resp.AuditAnnotations[AuditKeyDecision] != tc.wantDecision || resp.AuditAnnotations[AuditKeyMandate] != "ownership" {
+				t.Errorf("audit annotations %v, want decision %s and mandate ownership", resp.AuditAnnotations, tc.wantDecision)
+			}
+		})
+	}
+}
+
+func TestMessageStaysWithinTheLimit(t *testing.T) {
+	long := strings.Repeat("n", 63) + "/" + strings.Repeat("s", 253)
+	for name, m := range map[string]string{
+		"a detail that does not fit is dropped": message("ownership", "annotation eks.amazonaws.com/role-arn is reserved: remove it", long),
+		"an overlong rule is cut":               message(strings.Repeat("e", 63), strings.Repeat("r", 200), ""),
+	} {
+		if len(m) > maxMessageLength {
+			t.Errorf("%s: %d bytes, want at most %d: %q", name, len(m), maxMessageLength, m)
+		}
+	}
+	if m := message("x", "short rule: fix it", "detail"); m != "[x] short rule: fix it (detail)" {
+		t.Errorf("a message that fits is %q", m)
 	}
 }

@@ -38,13 +38,13 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 	if !owned {
 		return verdict{}
 	}
-	v := verdict{mode: mode}
+	v := verdict{mode: mode, kind: "ServiceAccount", namespace: namespace, rule: "ownership"}
 	md := metaOf(sa.Metadata)
 	m, mapped := p.IdentityFor(namespace, md.Name)
 	if !mapped {
 		for _, k := range ownedKeys {
 			if _, set := md.Annotations[k]; set {
-				v.violations = append(v.violations, message("ownership",
+				v.violations = append(v.violations, message(v.rule,
 					"annotation "+k+" is reserved: remove it",
 					"no identity maps "+namespace+"/"+md.Name))
 			}
@@ -53,13 +53,13 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 	}
 
 	annotations, labels := ServiceAccountMetadata(m)
-	v.identity = m.Identity.Name
+	v.identity, v.rule = m.Identity.Name, m.Identity.Name
 	for _, k := range IdentityAnnotationKeys {
 		val, set := md.Annotations[k]
 		if !set || annotations[k] != "" || grantedByDefault(m, k, val) {
 			continue
 		}
-		v.violations = append(v.violations, message(m.Identity.Name,
+		v.violations = append(v.violations, message(v.rule,
 			"annotation "+k+" is not granted by this identity: remove it", string(m.Cloud)+" identity"))
 	}
 	v.patch = setMetadata(nil, "", sa.Metadata, annotations, labels)

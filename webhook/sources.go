@@ -17,8 +17,9 @@ import (
 
 var sourceViolations = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "fluxidentity_violations_total",
-	Help: "Mandate violations found on Flux sources at admission, by the mode they were answered in " +
-		"(after --mode=warn and the unchanged-update rule), kind, namespace and mandate.",
+	Help: "Violations found at admission, by the mode they were answered in (after --mode=warn and the " +
+		"unchanged-update rule), kind, namespace and mandate: a Flux source mandate, or for ServiceAccounts the " +
+		"identity entry (ownership when none maps it).",
 }, []string{"mode", "kind", "namespace", "mandate"})
 
 func init() {
