@@ -361,3 +361,36 @@ func TestSamplesLoad(t *testing.T) {
 		t.Errorf("policy-minimal.yaml has %d identities, want 1", len(p.Spec.Identities))
 	}
 }
+
+// Lookups of entries without placeholders allocate nothing: the pod path asks on every pod creation.
+func TestLookupsDoNotAllocate(t *testing.T) {
+	p, err := Parse("allocs", []byte(`apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+metadata: {name: allocs}
+identities:
+  - name: exact
+    namespaces: [flux-system]
+    serviceAccounts: [source-controller]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/flux"}
+  - name: glob
+    namespaces: ["team-*"]
+    serviceAccounts: ["flux-*"]
+    azure: {clientID: 00000000-0000-0000-0000-000000000001, tenantID: 00000000-0000-0000-0000-0000000000aa}
+mandates:
+  - name: m
+    namespaces: ["team-*"]
+`), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, lookup := range map[string]func(){
+		"exact hit": func() { _, _ = p.IdentityFor("flux-system", "source-controller") },
+		"glob hit":  func() { _, _ = p.IdentityFor("team-a", "flux-source") },
+		"miss":      func() { _, _ = p.IdentityFor("apps", "default") },
+		"ownership": func() { _, _ = p.Ownership("team-a") },
+	} {
+		if n := testing.AllocsPerRun(200, lookup); n != 0 {
+			t.Errorf("%s: %v allocations per lookup, want 0", name, n)
+		}
+	}
+}
