@@ -11,7 +11,8 @@ dest=${1:?usage: envtest-bins.sh DEST_DIR}
 kube_version=${KUBE_VERSION:-1.37.2}
 etcd_version=${ETCD_VERSION:-3.6.16}
 cache_root=${FIW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-identity-webhook}
-cache="$cache_root/envtest/kube-$kube_version-etcd-$etcd_version"
+# "stamped": kube-apiserver reports its real version (Helm's kubeVersion check refuses v0.0.0-master).
+cache="$cache_root/envtest/kube-$kube_version-stamped-etcd-$etcd_version"
 mkdir -p "$cache" "$dest"
 
 log() { printf 'envtest-bins: %s\n' "$*" >&2; }
@@ -29,6 +30,17 @@ build_etcd() {
     go build -trimpath -o "$cache/etcd.tmp" go.etcd.io/etcd/server/v3
   )
   mv "$cache/etcd.tmp" "$cache/etcd"
+}
+
+# version_ldflags stamps the binary with its real version: a build from the module proxy otherwise reports
+# v0.0.0-master, which Helm's kubeVersion constraints refuse. client-go carries its own copy of the version variables.
+version_ldflags() {
+  local pkg flags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=v$kube_version -X $pkg.gitMajor=${kube_version%%.*}"
+    flags+=" -X $pkg.gitMinor=$(echo "$kube_version" | cut -d. -f2) -X $pkg.gitTreeState=clean"
+  done
+  echo "$flags"
 }
 
 # build_kube_apiserver compiles k8s.io/kubernetes/cmd/kube-apiserver. Its go.mod points every staging module at a
@@ -55,7 +67,7 @@ build_kube_apiserver() {
   (
     cd "$work"
     go mod tidy >/dev/null 2>&1
-    go build -trimpath -o "$cache/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    go build -trimpath -ldflags "$(version_ldflags)" -o "$cache/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   )
   mv "$cache/kube-apiserver.tmp" "$cache/kube-apiserver"
 }
