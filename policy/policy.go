@@ -83,6 +83,11 @@ func (p *Policy) MandatesFor(namespace, kind string) []*Mandate {
 	return out
 }
 
+// FluxNamespace says whether Flux's controllers run in namespace (the policy's flux.namespaces).
+func (p *Policy) FluxNamespace(namespace string) bool {
+	return slices.Contains(p.Spec.Flux.Namespaces, namespace)
+}
+
 // ExceptionFor returns the exception covering the object, if one matches and has not expired at now.
 func (p *Policy) ExceptionFor(namespace, kind, name string, now time.Time) (*Exception, bool) {
 	for _, e := range p.exceptions[namespace+"/"+kind] {

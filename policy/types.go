@@ -3,6 +3,11 @@
 // one question: what applies to namespace N, ServiceAccount S, kind K?
 package policy
 
+import (
+	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+)
+
 // APIVersion and Kind identify the policy file format.
 const (
 	APIVersion = "fluxidentity.dev/v1alpha1"
@@ -15,6 +20,7 @@ type File struct {
 	APIVersion string      `yaml:"apiVersion"`
 	Kind       string      `yaml:"kind"`
 	Metadata   Metadata    `yaml:"metadata"`
+	Flux       Flux        `yaml:"flux"`
 	Identities []Identity  `yaml:"identities"`
 	Mandates   []Mandate   `yaml:"mandates"`
 	Exceptions []Exception `yaml:"exceptions"`
@@ -24,6 +30,21 @@ type File struct {
 type Metadata struct {
 	Name string `yaml:"name"`
 }
+
+// Flux says where Flux's controllers run and how they are locked down. The mandates need it: a source that selects
+// a cloud provider without spec.serviceAccountName authenticates as the controller itself, which is Flux's design in
+// its own namespace and identity borrowing anywhere else.
+type Flux struct {
+	// Namespaces are where Flux's controllers run (default [flux-system]); exact names.
+	Namespaces []string `yaml:"namespaces"`
+	// DefaultServiceAccount is the controllers' --default-service-account flag (Flux's multi-tenancy lockdown): a
+	// source without spec.serviceAccountName then authenticates as this ServiceAccount of its own namespace, never as
+	// the controller.
+	DefaultServiceAccount string `yaml:"defaultServiceAccount"`
+}
+
+// DefaultFluxNamespace is where Flux installs its controllers unless told otherwise.
+const DefaultFluxNamespace = "flux-system"
 
 // Identity maps namespace/ServiceAccount patterns to exactly one cloud identity.
 type Identity struct {
@@ -68,7 +89,39 @@ type Mandate struct {
 	Namespaces     []string `yaml:"namespaces"`
 	Mode           Mode     `yaml:"mode"`
 	Kinds          []string `yaml:"kinds"`
+	// AllowProviders lists the secret-based schemes the platform accepts on purpose; only ProviderGitHub (a GitHub
+	// App's private key in spec.secretRef) can be one. A cloud provider never excuses a secret: Flux reads static keys
+	// from it.
 	AllowProviders []string `yaml:"allowProviders"`
+	// Cover opts in to treating secrets that may hold no credential at all as credentials (CoverTLSClientKeys,
+	// CoverProxyCredentials): the webhook cannot read a Secret's contents to tell.
+	Cover []string `yaml:"cover"`
+	// AllowControllerIdentity lets sources in the mandate's namespaces select a cloud provider without
+	// spec.serviceAccountName, that is authenticate as the Flux controller itself. Never needed in Flux's own
+	// namespaces.
+	AllowControllerIdentity bool `yaml:"allowControllerIdentity"`
+}
+
+// Values of Mandate.Cover.
+const (
+	// CoverTLSClientKeys covers spec.certSecretRef, spec.sts.certSecretRef and any other secret Flux reads only TLS
+	// material from: it may hold a client certificate and key (a long-lived credential) or only a CA bundle.
+	CoverTLSClientKeys = "tlsClientKeys"
+	// CoverProxyCredentials covers spec.proxySecretRef: the proxy's address and login, not the source's own.
+	CoverProxyCredentials = "proxyCredentials"
+)
+
+// CoverValues are the known values of Mandate.Cover.
+var CoverValues = []string{CoverTLSClientKeys, CoverProxyCredentials}
+
+// Covers says whether the mandate opted in to treating what is of the given Cover value as a credential.
+func (m *Mandate) Covers(what string) bool {
+	for _, c := range m.Cover {
+		if c == what {
+			return true
+		}
+	}
+	return false
 }
 
 // Exception is a time-boxed, reviewed hole in a mandate.
@@ -133,7 +186,11 @@ const (
 )
 
 // Flux source kinds the validating webhook knows. A mandate without kinds covers all of them.
-var SourceKinds = []string{"GitRepository", "OCIRepository", "HelmRepository", "Bucket", "ImageRepository"}
+var SourceKinds = []string{
+	sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind, sourcev1.HelmRepositoryKind, sourcev1.BucketKind,
+	imagev1.ImageRepositoryKind,
+}
 
-// Providers are the values of spec.provider across Flux source kinds.
-var Providers = []string{"generic", "aws", "azure", "gcp", "github"}
+// ProviderGitHub is GitRepository's spec.provider for GitHub App authentication: the only secret-based scheme a
+// mandate's allowProviders can accept.
+const ProviderGitHub = sourcev1.GitProviderGitHub

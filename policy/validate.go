@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 )
 
 // Formats checked at load time. Placeholders ({namespace}, {serviceAccount}) are replaced by a sample name before a
@@ -52,13 +54,14 @@ func validate(f *File, now time.Time) (errs, warns findings) {
 		errs.add("identities", "the policy has neither identities nor mandates: it would do nothing")
 	}
 
+	validateFlux(&f.Flux, &errs)
 	names := map[string]string{}
 	for i := range f.Identities {
 		validateIdentity(&f.Identities[i], fmt.Sprintf("identities[%d]", i), names, &errs)
 	}
 	mandates := map[string]string{}
 	for i := range f.Mandates {
-		validateMandate(&f.Mandates[i], fmt.Sprintf("mandates[%d]", i), mandates, &errs)
+		validateMandate(&f.Mandates[i], fmt.Sprintf("mandates[%d]", i), mandates, &errs, &warns)
 	}
 	for i := range f.Exceptions {
 		validateException(&f.Exceptions[i], fmt.Sprintf("exceptions[%d]", i), now, &errs, &warns)
@@ -159,7 +162,7 @@ func validateGCP(g *GCP, path string, errs *findings) {
 	}
 }
 
-func validateMandate(m *Mandate, path string, names map[string]string, errs *findings) {
+func validateMandate(m *Mandate, path string, names map[string]string, errs, warns *findings) {
 	uniqueName(m.Name, path, "mandate", names, errs)
 	patterns(m.Namespaces, path+".namespaces", namespacePattern, "namespace", errs)
 	m.Mode = defaultMode(m.Mode, path+".mode", errs)
@@ -172,10 +175,38 @@ func validateMandate(m *Mandate, path string, names map[string]string, errs *fin
 		}
 	}
 	for i, p := range m.AllowProviders {
-		if !slices.Contains(Providers, p) {
-			errs.add(fmt.Sprintf("%s.allowProviders[%d]", path, i), "unknown provider %q (known: %s)",
-				p, strings.Join(Providers, ", "))
+		at := fmt.Sprintf("%s.allowProviders[%d]", path, i)
+		switch p {
+		case ProviderGitHub:
+			if !slices.Contains(m.Kinds, sourcev1.GitRepositoryKind) {
+				warns.add(at, "github excuses GitRepository secrets only, and this mandate does not cover GitRepository")
+			}
+		case "aws", "azure", "gcp", "generic":
+			errs.add(at, "%q cannot excuse a secret: Flux reads static keys from spec.secretRef whatever the provider "+
+				"(only github, a GitHub App, can be allowed; use an exception for anything else)", p)
+		default:
+			errs.add(at, "unknown secret-based scheme %q (only github, a GitHub App, can be allowed)", p)
 		}
+	}
+	for i, c := range m.Cover {
+		if !slices.Contains(CoverValues, c) {
+			errs.add(fmt.Sprintf("%s.cover[%d]", path, i), "unknown value %q (known: %s)", c, strings.Join(CoverValues, ", "))
+		}
+	}
+}
+
+// validateFlux checks the flux section and fills in Flux's default namespace.
+func validateFlux(fx *Flux, errs *findings) {
+	if len(fx.Namespaces) == 0 {
+		fx.Namespaces = []string{DefaultFluxNamespace}
+	}
+	for i, ns := range fx.Namespaces {
+		if !dnsLabel.MatchString(ns) {
+			errs.add(fmt.Sprintf("flux.namespaces[%d]", i), "must be a namespace name (no globs), got %q", ns)
+		}
+	}
+	if sa := fx.DefaultServiceAccount; sa != "" && (strings.ContainsAny(sa, "*?") || !serviceAccountPattern.MatchString(sa)) {
+		errs.add("flux.defaultServiceAccount", "must be a ServiceAccount name, got %q", sa)
 	}
 }
 

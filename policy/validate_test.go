@@ -519,7 +519,45 @@ func TestParseRejects(t *testing.T) {
 			name: "unknown allowed provider is rejected at its list item",
 			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    allowProviders: [github, gitlab]"),
 			want: []wantProblem{{6, 30, "mandates[0].allowProviders[1]",
-				`unknown provider "gitlab" (known: generic, aws, azure, gcp, github)`}},
+				`unknown secret-based scheme "gitlab" (only github, a GitHub App, can be allowed)`}},
+		},
+		{
+			name: "a cloud provider cannot excuse a secret: Flux reads static keys from it",
+			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    allowProviders: [aws, github, gcp]"),
+			want: []wantProblem{
+				{6, 22, "mandates[0].allowProviders[0]", `"aws" cannot excuse a secret: Flux reads static keys`},
+				{6, 35, "mandates[0].allowProviders[2]", `"gcp" cannot excuse a secret`},
+			},
+		},
+		{
+			name: "generic cannot be allowed either: it is a plain secret",
+			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    allowProviders: [generic]"),
+			want: []wantProblem{{6, 22, "mandates[0].allowProviders[0]", `use an exception for anything else`}},
+		},
+		{
+			name: "unknown cover value is rejected at its list item",
+			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    cover: [tlsClientKeys, verifyKeys]"),
+			want: []wantProblem{{6, 28, "mandates[0].cover[1]",
+				`unknown value "verifyKeys" (known: tlsClientKeys, proxyCredentials)`}},
+		},
+		{
+			name: "allowControllerIdentity is a boolean",
+			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    allowControllerIdentity: yes please"),
+			want: []wantProblem{{6, 30, "mandates[0].allowControllerIdentity", "expected true or false"}},
+		},
+
+		// Validation: flux.
+		{
+			name: "Flux namespaces are exact names",
+			yaml: doc("apiVersion: fluxidentity.dev/v1alpha1", "kind: IdentityPolicy", "flux:",
+				"  namespaces: [flux-*]", "mandates:", "  - name: no-static", "    namespaces: [team-a]"),
+			want: []wantProblem{{4, 16, "flux.namespaces[0]", `must be a namespace name (no globs), got "flux-*"`}},
+		},
+		{
+			name: "Flux's default ServiceAccount is a name, not a glob",
+			yaml: doc("apiVersion: fluxidentity.dev/v1alpha1", "kind: IdentityPolicy", "flux:",
+				"  defaultServiceAccount: \"flux-*\"", "mandates:", "  - name: no-static", "    namespaces: [team-a]"),
+			want: []wantProblem{{4, 26, "flux.defaultServiceAccount", `must be a ServiceAccount name, got "flux-*"`}},
 		},
 		{
 			name: "mandate without namespaces is rejected",
@@ -770,10 +808,24 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	if git.Mode != ModeOff || !slices.Equal(git.Kinds, []string{"GitRepository"}) {
 		t.Errorf("explicit mandate: mode %q kinds %v", git.Mode, git.Kinds)
 	}
+	if !slices.Equal(p.Spec.Flux.Namespaces, []string{DefaultFluxNamespace}) || !p.FluxNamespace("flux-system") ||
+		p.FluxNamespace("team-a") {
+		t.Errorf("flux namespaces = %v, want the default [flux-system]", p.Spec.Flux.Namespaces)
+	}
+	if len(all.Cover) != 0 || all.AllowControllerIdentity || len(all.AllowProviders) != 0 {
+		t.Errorf("mandate opt-ins were filled in: %+v", all)
+	}
 	all.Kinds[0] = "changed"
 	if SourceKinds[0] == "changed" {
 		t.Error("a mandate's default kinds share storage with SourceKinds")
 	}
+}
+
+func TestAllowingGitHubWhereNoGitRepositoryIsCoveredWarns(t *testing.T) {
+	p := mustParse(t, withMandateHeader("  - name: registries", nsFluxSystem, "    kinds: [OCIRepository]",
+		"    allowProviders: [github]"))
+	checkProblems(t, "policy.yaml", p.Warnings, []wantProblem{{7, 22, "mandates[0].allowProviders[0]",
+		"github excuses GitRepository secrets only, and this mandate does not cover GitRepository"}})
 }
 
 func TestExceptionExpiryWarnings(t *testing.T) {
