@@ -63,7 +63,7 @@ func TestIdentityForExpandsTemplates(t *testing.T) {
 		`    namespaces: ["data-*"]`,
 		`    serviceAccounts: ["*"]`,
 		"    gcp:",
-		`      serviceAccount: "{namespace}-{serviceAccount}@my-project.iam.gserviceaccount.com"`,
+		`      serviceAccount: "flux-{serviceAccount}@{namespace}-prod.iam.gserviceaccount.com"`,
 		"  - name: fixed",
 		"    namespaces: [flux-system]",
 		"    serviceAccounts: [source-controller]",
@@ -82,7 +82,7 @@ func TestIdentityForExpandsTemplates(t *testing.T) {
 		{"both placeholders in a role ARN are expanded, every occurrence", "team-a", "flux-source", CloudAWS,
 			"arn:aws:iam::111122223333:role/team-a/flux-source-team-a", ""},
 		{"both placeholders in a Google service account are expanded", "data-eu", "helm", CloudGCP,
-			"", "data-eu-helm@my-project.iam.gserviceaccount.com"},
+			"", "flux-helm@data-eu-prod.iam.gserviceaccount.com"},
 		{"a value without placeholders is returned as written", "flux-system", "source-controller", CloudGCP,
 			"", "flux-source@my-project.iam.gserviceaccount.com"},
 		{"an Azure identity carries no expanded values", "flux-system", "image-automation-controller", CloudAzure, "", ""},
@@ -329,7 +329,7 @@ func TestSamplesLoad(t *testing.T) {
 			{"flux-system", "image-automation-controller", "flux-image-automation", ""},
 			{"flux-system", "notification-controller", "flux-notifications",
 				"flux-notifications@platform-prod.iam.gserviceaccount.com"},
-			{"team-payments", "flux-source", "tenants", "arn:aws:iam::444455556666:role/tenants/team-payments-flux-source"},
+			{"team-payments", "flux-source", "tenants", "arn:aws:iam::444455556666:role/tenants/team-payments.flux-source"},
 			{"team-data", "flux-helm", "team-data", "flux-team-data@data-platform-prod.iam.gserviceaccount.com"},
 		}
 		for _, l := range lookups {

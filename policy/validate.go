@@ -113,6 +113,7 @@ func validateAWS(a *AWS, path string, errs *findings) {
 	case !validTemplate(a.RoleARN, path+".roleARN", errs):
 	case !roleARN.MatchString(expandSample(a.RoleARN)):
 		errs.add(path+".roleARN", "%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", a.RoleARN)
+	case !distinctTemplate(CloudAWS, a.RoleARN, path+".roleARN", errs):
 	}
 	if a.Audience == "" {
 		a.Audience = "sts.amazonaws.com"
@@ -155,6 +156,7 @@ func validateGCP(g *GCP, path string, errs *findings) {
 		errs.add(path+".serviceAccount",
 			"%q is not a Google service account (NAME@PROJECT.iam.gserviceaccount.com, NAME of 6 to 30 characters)",
 			g.ServiceAccount)
+	case !distinctTemplate(CloudGCP, g.ServiceAccount, path+".serviceAccount", errs):
 	}
 	if g.WorkloadIdentityProvider != "" && !gcpProvider.MatchString(g.WorkloadIdentityProvider) {
 		errs.add(path+".workloadIdentityProvider",

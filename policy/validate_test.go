@@ -727,7 +727,7 @@ func TestParseAccepts(t *testing.T) {
 				"      workloadIdentityProvider: projects/123456789/locations/global/workloadIdentityPools/pool/providers/prov")},
 		{"GCP service account templated on both names is accepted",
 			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    gcp:",
-				`      serviceAccount: "{namespace}-{serviceAccount}@my-project.iam.gserviceaccount.com"`)},
+				`      serviceAccount: "flux-{serviceAccount}@{namespace}-prod.iam.gserviceaccount.com"`)},
 		{"GCP service account templated on the ServiceAccount alone is accepted",
 			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    gcp:",
 				"      serviceAccount: \"{serviceAccount}@my-project.iam.gserviceaccount.com\"")},

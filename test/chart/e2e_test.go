@@ -78,7 +78,7 @@ identities:
     namespaces: ["*"]
     serviceAccounts: ["*"]
     aws:
-      roleARN: arn:aws:iam::111122223333:role/{namespace}-{serviceAccount}
+      roleARN: arn:aws:iam::111122223333:role/{namespace}.{serviceAccount}
 `
 
 func decisions(ctx context.Context, path string) float64 {
