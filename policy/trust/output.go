@@ -121,9 +121,9 @@ func writeShell(w io.Writer, r *Rendered) error {
 	return b.err
 }
 
-// writeNotes prints what could not be rendered and the limits the result runs into.
+// writeNotes prints what could not be rendered, the identities a template shares and the limits the result runs into.
 func writeNotes(b *errWriter, r *Rendered, prefix string) {
-	if len(r.Unresolved) == 0 && len(r.Warnings) == 0 {
+	if len(r.Unresolved) == 0 && len(r.Shared) == 0 && len(r.Warnings) == 0 {
 		return
 	}
 	if prefix != "" {
@@ -131,6 +131,9 @@ func writeNotes(b *errWriter, r *Rendered, prefix string) {
 	}
 	for _, u := range r.Unresolved {
 		b.printf("%sNOT RENDERED: %s\n", prefix, u.Message())
+	}
+	for _, s := range r.Shared {
+		b.printf("%sSHARED: %s\n", prefix, s.Message())
 	}
 	for _, warn := range r.Warnings {
 		b.printf("%sWARNING: %s\n", prefix, warn)

@@ -96,6 +96,8 @@ type Rendered struct {
 	Azure      []AzureIdentity `json:"azure,omitempty"`
 	GCP        []GCPBinding    `json:"gcp,omitempty"`
 	Unresolved []Unresolved    `json:"unresolved,omitempty"`
+	// Shared are identities a template gives to ServiceAccounts that differ in a name it uses.
+	Shared []Shared `json:"shared,omitempty"`
 	// Warnings are limits the cloud will enforce that the rendered side runs into.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -148,7 +150,7 @@ type GCPBinding struct {
 var ErrIssuerRequired = errors.New("--issuer is required for AWS and Azure identities")
 
 // Render builds the cloud side for pairs, grouped per role, client ID and Google service account in the order they
-// first appear. clouds limits the output (all when empty).
+// first appear, and reports the identities a template shares (see Shared). clouds limits the output (all when empty).
 func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Options) (*Rendered, error) {
 	r := &Rendered{Issuer: o.Issuer, Unresolved: unresolved}
 	want := func(c policy.Cloud) bool { return len(clouds) == 0 || slices.Contains(clouds, c) }
@@ -170,10 +172,12 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 	aws := map[string]int{}
 	azure := map[string]int{}
 	gcp := map[string]int{}
+	var rendered []Pair
 	for _, p := range pairs {
 		if !want(p.Match.Cloud) {
 			continue
 		}
+		rendered = append(rendered, p)
 		switch p.Match.Cloud {
 		case policy.CloudAWS:
 			i, ok := aws[p.Match.RoleARN]
@@ -206,6 +210,7 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 			r.GCP[i].Members = append(r.GCP[i].Members, GCPMember(p, o.WorkloadPool))
 		}
 	}
+	r.Shared = shared(rendered)
 	for _, a := range r.Azure {
 		if len(a.Credentials) > AzureMaxCredentials {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("azure client ID %s needs %d federated credentials; "+

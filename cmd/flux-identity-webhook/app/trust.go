@@ -136,7 +136,9 @@ func newTrustRenderCommand() *cobra.Command {
   GCP    roles/iam.workloadIdentityUser on each Google service account for serviceAccount:POOL[NS/SA], or for the
          principal:// of the subject when the entry names a workload identity provider.
 Globs are expanded against --namespaces and --service-accounts; a glob that matches none of them is reported and
-makes the exit code 1, since its ServiceAccounts are missing from the output.`,
+makes the exit code 1, since its ServiceAccounts are missing from the output. So does a role or Google service
+account that a template gives to ServiceAccounts differing in a name it uses (a fixed value in another entry equal to
+one the template renders): those tenants would share one identity.`,
 		Example: `  flux-identity-webhook trust render --policy policy.yaml --issuer "$(kubectl get --raw /.well-known/openid-configuration | jq -r .issuer)"
   flux-identity-webhook trust render --policy policy.yaml --issuer https://oidc.eks.eu-west-1.amazonaws.com/id/ABC \
       --namespaces team-a,team-b --service-accounts flux-source -o shell > cloud-side.sh`,
@@ -171,13 +173,24 @@ func runTrustRender(o TrustOptions, stdout, stderr io.Writer) error {
 	for _, w := range r.Warnings {
 		_, _ = fmt.Fprintln(stderr, "warning:", w)
 	}
+	var errs []error
 	if len(unresolved) > 0 {
 		msgs := make([]string, len(unresolved))
 		for i, u := range unresolved {
 			msgs[i] = u.Message()
 		}
-		return &exitError{code: 1, err: fmt.Errorf("not rendered, %d patterns matched no given name:\n  %s", len(unresolved),
-			strings.Join(msgs, "\n  "))}
+		errs = append(errs, fmt.Errorf("not rendered, %d patterns matched no given name:\n  %s", len(unresolved),
+			strings.Join(msgs, "\n  ")))
+	}
+	if len(r.Shared) > 0 {
+		msgs := make([]string, len(r.Shared))
+		for i, s := range r.Shared {
+			msgs[i] = s.Message()
+		}
+		errs = append(errs, fmt.Errorf("shared through a template:\n  %s", strings.Join(msgs, "\n  ")))
+	}
+	if len(errs) > 0 {
+		return &exitError{code: 1, err: errors.Join(errs...)}
 	}
 	return nil
 }

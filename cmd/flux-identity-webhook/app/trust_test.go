@@ -33,6 +33,22 @@ identities:
       serviceAccount: fluxcd@data-prod.iam.gserviceaccount.com
 `
 
+// sharedPolicy gives role/team-a.flux to team-a/flux through the template and to legacy/flux as a fixed value.
+const sharedPolicy = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+identities:
+  - name: tenants
+    namespaces: ["team-*"]
+    serviceAccounts: [flux]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/{namespace}.{serviceAccount}
+  - name: legacy
+    namespaces: [legacy]
+    serviceAccounts: [flux]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/team-a.flux
+`
+
 const cliIssuer = "https://oidc.example.com/cluster"
 
 const goodRole = `{"Role": {"Arn": "arn:aws:iam::111122223333:role/flux", "AssumeRolePolicyDocument": {"Version": "2012-10-17",
@@ -49,6 +65,7 @@ const goodBinding = `{"bindings": [{"role": "roles/iam.workloadIdentityUser",
 
 func TestTrustCommands(t *testing.T) {
 	pol := writeFile(t, "policy.yaml", trustPolicy)
+	sharedPol := writeFile(t, "shared.yaml", sharedPolicy)
 	role := writeFile(t, "role.json", goodRole)
 	wideRole := writeFile(t, "wide.json", strings.Replace(goodRole, `"StringEquals": {"oidc.example.com/cluster:sub"`,
 		`"StringLike": {"oidc.example.com/cluster:sub": "system:serviceaccount:*"}, "StringEquals": {"oidc.example.com/cluster:subx"`, 1))
@@ -76,6 +93,20 @@ func TestTrustCommands(t *testing.T) {
 			wantCode:   1,
 			wantStdout: []string{"AWS role", "NOT RENDERED: identity tenants"},
 			wantStderr: []string{`namespaces pattern "team-*" matched no given name: list the names with --namespaces`},
+		},
+		"render exits 1 and names a role that a template shares with a fixed entry": {
+			args:     []string{"trust", "render", "--namespaces", "team-a", "--policy", sharedPol, "--issuer", cliIssuer},
+			wantCode: 1,
+			wantStdout: []string{"SHARED: role arn:aws:iam::111122223333:role/team-a.flux is shared by " +
+				"team-a/flux (identity tenants, templated) and legacy/flux (identity legacy): give them separate roles"},
+			wantStderr: []string{"shared through a template:\n  role arn:aws:iam::111122223333:role/team-a.flux"},
+		},
+		"render -o json lists the shared role with its holders": {
+			args: []string{"trust", "render", "--namespaces", "team-a", "--policy", sharedPol, "--issuer", cliIssuer,
+				"-o", "json"},
+			wantCode: 1,
+			wantStdout: []string{`"shared": [ { "cloud": "aws", "target": "arn:aws:iam::111122223333:role/team-a.flux", ` +
+				`"holders": [ { "serviceAccount": "team-a/flux", "identity": "tenants", "templated": true }`},
 		},
 		"render -o shell prints runnable commands with quoted members": {
 			args:     []string{"trust", "render", "--cloud", "gcp", "-o", "shell", "--policy", pol},
