@@ -2,14 +2,12 @@ package webhook
 
 import (
 	"slices"
-	"strings"
 	"time"
 
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
 // MaxMessageLength bounds every violation message, so that a denial or warning reads on one terminal line.
@@ -20,7 +18,7 @@ const (
 	SourceDenied      = "denied"       // an enforce violation: the request is refused
 	SourceWarned      = "warned"       // warn violations only: admitted with warnings
 	SourceIgnored     = "ignored"      // off violations only: admitted silently, still counted
-	SourceExcepted    = "excepted"     // spec.secretRef excused by an unexpired exception, nothing else wrong
+	SourceExcepted    = "excepted"     // credentials excused by an unexpired exception, nothing else wrong
 	SourceCompliant   = "compliant"    // covered by a mandate and nothing wrong
 	SourceNotMandated = "not-mandated" // no mandate covers this kind in this namespace
 	SourceSkipped     = "skipped"      // deletions, status updates and objects being deleted are never evaluated
@@ -34,23 +32,18 @@ const (
 	AuditKeyMandate  = "mandate"
 )
 
-// The ServiceAccounts of Flux's controllers that read sources: the controller-level identity when an object names no
-// ServiceAccount of its own.
-const (
-	fluxNamespace                   = "flux-system"
-	sourceControllerAccount         = "source-controller"
-	imageReflectorControllerAccount = "image-reflector-controller"
-)
-
 // SourceViolation is one broken rule of one mandate.
 type SourceViolation struct {
 	Mandate string `json:"mandate"`
 	// Mode is the mandate's mode, before the server-wide mode or the update rule can soften it.
 	Mode policy.Mode `json:"mode"`
-	// Field is the offending field, e.g. spec.secretRef.
+	// Field is the offending field's JSON path, e.g. spec.secretRef.
 	Field string `json:"field"`
 	// Message names the mandate and the fix, in at most MaxMessageLength bytes; it never holds secret names.
 	Message string `json:"message"`
+	// key identifies the violation and what it uses (a Secret's name, the URL's user info), so that an update can
+	// be told apart from one that brings a new credential. Never printed.
+	key string
 }
 
 // SourceDecision is what the policy says about one Flux source. The admission handler, the audit command and explain
@@ -61,22 +54,24 @@ type SourceDecision struct {
 	Mandates []string
 	// Violations are every broken rule, in mandate order.
 	Violations []SourceViolation
-	// Exception is the unexpired exception that excused spec.secretRef, if one did.
+	// Exception is the unexpired exception that excused the object's credentials, if one did.
 	Exception *policy.Exception
 }
 
-// EvaluateSource applies the policy's mandates to a Flux source:
-//   - spec.secretRef is a violation of each covering mandate unless spec.provider is in its allowProviders or an
-//     unexpired exception names the object (spec.verify.secretRef, spec.proxySecretRef and spec.certSecretRef are
-//     never looked at);
-//   - spec.serviceAccountName naming a ServiceAccount the policy does not map in the namespace is a violation (Flux
-//     would fail to get a token at reconcile time), and so is a spec.provider that is not the cloud of the identity
-//     mapped to it. These two are reported once, under the strictest covering mandate.
-//
-// Exceptions excuse spec.secretRef only: a ServiceAccount without identity fails whatever the exception says.
-func EvaluateSource(p *policy.Policy, obj SourceObject, now time.Time) SourceDecision {
-	d := SourceDecision{Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name}
-	mandates := p.MandatesFor(obj.Namespace, obj.Kind)
+// EvaluateSource applies the policy's mandates to a Flux source, using the credential model (fluxauth) to learn how
+// Flux would authenticate it:
+//   - a stored secret, a credential written in the object, or the pull secrets of a ServiceAccount with provider
+//     generic violate every covering mandate; so does a GitHub App key unless the mandate's allowProviders accepts
+//     github, TLS material only when the mandate covers tlsClientKeys, a proxy login only when it covers
+//     proxyCredentials. An unexpired exception for the object excuses these;
+//   - a cloud provider without spec.serviceAccountName authenticates as the Flux controller itself: outside Flux's own
+//     namespaces a violation of every covering mandate that does not allowControllerIdentity (with Flux's
+//     --default-service-account lockdown declared in the policy, that ServiceAccount is checked instead);
+//   - a ServiceAccount the policy does not map in the namespace, or mapped to another cloud than spec.provider, is a
+//     violation reported once, under the strictest covering mandate. Exceptions never excuse identity problems.
+func EvaluateSource(p *policy.Policy, s fluxauth.Source, now time.Time) SourceDecision {
+	d := SourceDecision{Kind: s.Kind, Namespace: s.Namespace, Name: s.Name}
+	mandates := p.MandatesFor(s.Namespace, s.Kind)
 	if len(mandates) == 0 {
 		return d
 	}
@@ -87,37 +82,55 @@ func EvaluateSource(p *policy.Policy, obj SourceObject, now time.Time) SourceDec
 			strictest = m
 		}
 	}
-	hint := hintFor(p, obj)
-	spec := field.NewPath("spec")
+	fx := newFixer(p, s)
+	exception, excepted := p.ExceptionFor(s.Namespace, s.Kind, s.Name, now)
+	violate := func(m *policy.Mandate, field, key string, messages []string) {
+		d.Violations = append(d.Violations, SourceViolation{Mandate: m.Name, Mode: m.Mode, Field: field,
+			Message: fitMessage(m.Name, messages), key: m.Name + "\x00" + field + "\x00" + key})
+	}
+	uses := fluxauth.Uses(s)
 	for _, m := range mandates {
-		if obj.HasSecretRef() && !slices.Contains(m.AllowProviders, obj.provider()) {
-			if e, ok := p.ExceptionFor(obj.Namespace, obj.Kind, obj.Name, now); ok {
-				d.Exception = e
-			} else {
-				d.Violations = append(d.Violations, SourceViolation{
-					Mandate: m.Name, Mode: m.Mode, Field: spec.Child("secretRef").String(),
-					Message: sourceMessage(m.Name, secretRefFixes(obj, hint)...),
-				})
+		for _, u := range uses {
+			switch {
+			case refusesCredential(m, u.Class):
+				if excepted {
+					d.Exception = exception
+					continue
+				}
+				violate(m, fluxauth.Path(u.Field), string(u.Class)+"\x00"+u.Ref, fx.credential(u))
+			case u.Class == fluxauth.ControllerIdentity:
+				if account := p.Spec.Flux.DefaultServiceAccount; account != "" && u.Row.Lockdown {
+					if m == strictest {
+						fx.checkAccount(m, account, true, violate)
+					}
+				} else if !p.FluxNamespace(s.Namespace) && !m.AllowControllerIdentity {
+					field := fluxauth.FieldServiceAccountName
+					if s.Kind == sourcev1.HelmRepositoryKind { // it has no serviceAccountName: the provider is the fault
+						field = fluxauth.FieldProvider
+					}
+					violate(m, field, "controller", fx.controllerIdentity())
+				}
+			case u.Class == fluxauth.ObjectIdentity && m == strictest:
+				fx.checkAccount(m, s.ServiceAccountName, false, violate)
 			}
-		}
-		if m != strictest || obj.ServiceAccountName == "" {
-			continue
-		}
-		match, mapped := p.IdentityFor(obj.Namespace, obj.ServiceAccountName)
-		switch {
-		case !mapped:
-			d.Violations = append(d.Violations, SourceViolation{
-				Mandate: m.Name, Mode: m.Mode, Field: spec.Child("serviceAccountName").String(),
-				Message: sourceMessage(m.Name, unmappedAccountFixes(obj, hint)...),
-			})
-		case obj.provider() != string(match.Cloud):
-			d.Violations = append(d.Violations, SourceViolation{
-				Mandate: m.Name, Mode: m.Mode, Field: spec.Child("provider").String(),
-				Message: sourceMessage(m.Name, providerFixes(obj, match)...),
-			})
 		}
 	}
 	return d
+}
+
+// refusesCredential says whether a mandate refuses a use of this class as a long-lived credential.
+func refusesCredential(m *policy.Mandate, c fluxauth.Class) bool {
+	switch c {
+	case fluxauth.StoredSecret, fluxauth.InlineCredential, fluxauth.PullSecrets:
+		return true
+	case fluxauth.AppKey:
+		return !slices.Contains(m.AllowProviders, policy.ProviderGitHub)
+	case fluxauth.TLSMaterial:
+		return m.Covers(policy.CoverTLSClientKeys)
+	case fluxauth.ProxyLogin:
+		return m.Covers(policy.CoverProxyCredentials)
+	}
+	return false
 }
 
 // SourceAnswer is how a decision is answered at admission.
@@ -168,147 +181,13 @@ func (d SourceDecision) Answer(serverMode policy.Mode, unchanged bool) SourceAns
 	return a
 }
 
-// identityHint is the identity a fix message points at.
-type identityHint struct {
-	match policy.Match
-	// account is the ServiceAccount in the object's namespace carrying the identity; empty for the controller's own.
-	account string
-}
-
-// usable says whether the kind can authenticate with the hinted identity's cloud.
-func (h identityHint) usable(obj SourceObject) bool { return supportsCloud(obj, h.match.Cloud) }
-
-// hintFor finds the identity a violating object should use: the one mapped to its spec.serviceAccountName, else one
-// mapped to a ServiceAccount named literally in the policy for its namespace (object-level identity; not in
-// flux-system itself), else the Flux controller's own in flux-system. An identity the kind can use is preferred over one it cannot.
-func hintFor(p *policy.Policy, obj SourceObject) *identityHint {
-	if obj.ServiceAccountName != "" {
-		if m, ok := p.IdentityFor(obj.Namespace, obj.ServiceAccountName); ok {
-			return &identityHint{match: m, account: obj.ServiceAccountName}
+// BringsNothingNew says whether every violation of d was already a violation of old, with the same credential: an
+// update that changes other fields of an object that already violates is reported, not denied.
+func (d SourceDecision) BringsNothingNew(old SourceDecision) bool {
+	for _, v := range d.Violations {
+		if !slices.ContainsFunc(old.Violations, func(o SourceViolation) bool { return o.key == v.key }) {
+			return false
 		}
-	}
-	var candidates []identityHint
-	// In Flux's own namespace the controllers' identity is the one to use, not object-level identity.
-	if objectLevelIdentity(obj) && obj.Namespace != fluxNamespace {
-		for i := range p.Spec.Identities {
-			id := &p.Spec.Identities[i]
-			for _, sa := range id.ServiceAccounts {
-				if strings.ContainsAny(sa, "*?") {
-					continue
-				}
-				if m, ok := p.IdentityFor(obj.Namespace, sa); ok && m.Identity == id {
-					candidates = append(candidates, identityHint{match: m, account: sa})
-				}
-			}
-		}
-	}
-	controller := sourceControllerAccount
-	if obj.Kind == imagev1.ImageRepositoryKind {
-		controller = imageReflectorControllerAccount
-	}
-	if m, ok := p.IdentityFor(fluxNamespace, controller); ok {
-		candidates = append(candidates, identityHint{match: m})
-	}
-	for i := range candidates {
-		if candidates[i].usable(obj) {
-			return &candidates[i]
-		}
-	}
-	if len(candidates) > 0 {
-		return &candidates[0]
-	}
-	return nil
-}
-
-// objectLevelIdentity says whether the kind has spec.serviceAccountName for workload identity.
-func objectLevelIdentity(obj SourceObject) bool { return obj.Kind != sourcev1.HelmRepositoryKind }
-
-// hasProvider says whether spec.provider can select workload identity for this object.
-func hasProvider(obj SourceObject) bool {
-	return obj.Kind != sourcev1.HelmRepositoryKind || obj.HelmType == sourcev1.HelmRepositoryTypeOCI
-}
-
-// supportsCloud says whether spec.provider of this kind accepts the cloud: Git has aws (CodeCommit) and azure (Azure
-// DevOps) only; OCI, Bucket, ImageRepository and OCI HelmRepository have all three.
-func supportsCloud(obj SourceObject, c policy.Cloud) bool {
-	if obj.Kind == sourcev1.GitRepositoryKind {
-		return c == policy.CloudAWS || c == policy.CloudAzure
 	}
 	return true
-}
-
-// sourceMessage prefixes the first fix that fits MaxMessageLength with the mandate; the last fix is the short form and is
-// cut if even it does not fit (it always does for names within the policy's 63-character limit).
-func sourceMessage(mandate string, fixes ...string) string {
-	prefix := "mandate " + mandate + ": "
-	for _, f := range fixes {
-		if len(prefix)+len(f) <= MaxMessageLength {
-			return prefix + f
-		}
-	}
-	s := prefix + fixes[len(fixes)-1]
-	return s[:MaxMessageLength-3] + "..."
-}
-
-func identitySuffix(h *identityHint) string { return " (identity " + h.match.Identity.Name + ")" }
-
-// secretRefFixes are the fixes for a spec.secretRef, longest first.
-func secretRefFixes(obj SourceObject, h *identityHint) []string {
-	const remove = "remove spec.secretRef"
-	if !hasProvider(obj) {
-		const https = remove + ": https has no provider, use type: oci"
-		if h != nil {
-			set := https + " + spec.provider: " + string(h.match.Cloud)
-			return []string{set + identitySuffix(h), set, https, "use type: oci + spec.provider, not secretRef"}
-		}
-		return []string{https + " with a mapped identity", https, "use type: oci + spec.provider, not secretRef"}
-	}
-	if h == nil {
-		return []string{remove + " and map a workload identity for this namespace in the policy",
-			remove + ", use a workload identity"}
-	}
-	cloud := string(h.match.Cloud)
-	if !h.usable(obj) {
-		return []string{remove + ": " + obj.Kind + " has no " + cloud + " provider" + identitySuffix(h) + ", add an exception",
-			remove + ": " + obj.Kind + " has no " + cloud + " provider, add an exception",
-			remove + " or add an exception"}
-	}
-	set := remove + ", set spec.provider: " + cloud
-	var fixes []string
-	if h.account != "" && obj.ServiceAccountName == "" {
-		withSA := set + ", spec.serviceAccountName: " + h.account
-		fixes = append(fixes, withSA+identitySuffix(h), withSA)
-	}
-	return append(fixes, set+identitySuffix(h), set)
-}
-
-// unmappedAccountFixes are the fixes for a spec.serviceAccountName the policy does not map.
-func unmappedAccountFixes(obj SourceObject, h *identityHint) []string {
-	const last = "map spec.serviceAccountName in the policy"
-	if h != nil && h.account != "" && h.usable(obj) {
-		use := " is not mapped: use " + h.account
-		return []string{
-			"spec.serviceAccountName " + obj.ServiceAccountName + use + identitySuffix(h),
-			"spec.serviceAccountName" + use + identitySuffix(h),
-			"spec.serviceAccountName" + use,
-			last,
-		}
-	}
-	const fix = " has no identity in the policy: map it or remove it"
-	return []string{"spec.serviceAccountName " + obj.ServiceAccountName + fix, "spec.serviceAccountName" + fix, last}
-}
-
-// providerFixes are the fixes for a spec.provider that is not the cloud of the ServiceAccount's identity.
-func providerFixes(obj SourceObject, m policy.Match) []string {
-	cloud := string(m.Cloud)
-	if !supportsCloud(obj, m.Cloud) {
-		return []string{"identity " + m.Identity.Name + " of spec.serviceAccountName is " + cloud + ", which " +
-			obj.Kind + " cannot use", obj.Kind + " cannot use a " + cloud + " identity"}
-	}
-	set := "set spec.provider: " + cloud
-	return []string{
-		"spec.provider: " + obj.provider() + " does not fit identity " + m.Identity.Name + ": " + set,
-		"spec.provider: " + obj.provider() + " does not fit the identity: " + set,
-		set,
-	}
 }

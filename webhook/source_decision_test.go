@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
 // sourcePolicy maps Flux's controllers (AWS), tenants (Azure) and a data team (GCP), and mandates identity for Git in
@@ -75,6 +76,18 @@ func loadSourcePolicy(t testing.TB) *policy.Policy {
 	return p
 }
 
+// Addresses of the test objects: the cloud an address belongs to decides which identity a fix points at.
+const (
+	adoURL       = "https://dev.azure.com/org/project/_git/app"
+	codeCommit   = "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/fleet"
+	githubURL    = "https://github.com/org/app"
+	acrURL       = "oci://tenants.azurecr.io/manifests/app"
+	ecrURL       = "oci://111122223333.dkr.ecr.eu-west-1.amazonaws.com/manifests/app"
+	garURL       = "oci://europe-docker.pkg.dev/data-prod/charts"
+	s3Endpoint   = "s3.eu-west-1.amazonaws.com"
+	blobEndpoint = "https://tenants.blob.core.windows.net"
+)
+
 func TestEvaluateSource(t *testing.T) {
 	p := loadSourcePolicy(t)
 	type want struct {
@@ -85,63 +98,67 @@ func TestEvaluateSource(t *testing.T) {
 		enforceAns string // the decision answered with the server in enforce mode
 	}
 	tests := map[string]struct {
-		obj  SourceObject
+		obj  fluxauth.Source
 		want want
 	}{
 		"a GitRepository without credentials in a mandated namespace is compliant": {
-			obj:  SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "app"},
+			obj:  fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
 		},
 		"a GitRepository in a namespace no mandate names is not mandated, even with a secretRef": {
-			obj:  SourceObject{Kind: "GitRepository", Namespace: "elsewhere", Name: "app", SecretRefName: "git-auth"},
+			obj:  fluxauth.Source{Kind: "GitRepository", Namespace: "elsewhere", Name: "app", SecretRef: "git-auth"},
 			want: want{enforceAns: SourceNotMandated},
 		},
 		"a kind the mandates of the namespace do not list is not mandated": {
-			obj:  SourceObject{Kind: "OCIRepository", Namespace: "flux-system", Name: "app", SecretRefName: "regcred"},
+			obj:  fluxauth.Source{Kind: "OCIRepository", Namespace: "flux-system", Name: "app", SecretRef: "regcred"},
 			want: want{enforceAns: SourceNotMandated},
 		},
-		"spec.secretRef on a tenant's GitRepository is denied, pointing at the tenant's identity and ServiceAccount": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRefName: "git-auth"},
+		"spec.secretRef on a tenant's Azure DevOps repository points at the tenant's Azure ServiceAccount": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "git-auth",
+				Address: adoURL},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
 				fields:   []string{"no-static-git-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: azure, " +
+				messages: []string{"[no-static-git-credentials] drop spec.secretRef, set spec.provider: azure, " +
 					"spec.serviceAccountName: flux-source"},
 				enforceAns: SourceDenied,
 			},
 		},
 		"spec.secretRef in flux-system points at the controllers' identity, not an object-level one": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "flux-system", Name: "fleet", SecretRefName: "git-auth"},
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "flux-system", Name: "fleet", SecretRef: "git-auth",
+				Address: codeCommit},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
 				fields:   []string{"no-static-git-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: aws " +
+				messages: []string{"[no-static-git-credentials] drop spec.secretRef, set spec.provider: aws " +
 					"(identity flux-controllers)"},
 				enforceAns: SourceDenied,
 			},
 		},
-		"spec.secretRef with a provider the mandate allows is tolerated": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRefName: "github-app",
-				Provider: "github"},
+		"a GitHub App key is tolerated where the mandate allows github": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "github-app",
+				Provider: "github", Address: githubURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
 		},
-		"a provider allowed by one mandate is no excuse under another that does not allow it": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "team-b", Name: "app", SecretRefName: "github-app",
-				Provider: "github"},
+		"a GitHub App key allowed by one mandate is no excuse under another that does not allow it": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-b", Name: "app", SecretRef: "github-app",
+				Provider: "github", Address: githubURL},
 			want: want{
 				mandates:   []string{"no-static-git-credentials", "team-b-everything"},
 				fields:     []string{"team-b-everything spec.secretRef"},
 				enforceAns: SourceDenied,
-				excepted:   false,
-				messages:   []string{"mandate team-b-everything: remove spec.secretRef, set spec.provider: azure, spec.serviceAccountName: flux-source"},
+				messages: []string{"[team-b-everything] spec.secretRef holds a GitHub App key: add an exception " +
+					"(no cloud identity for github.com)"},
 			},
 		},
 		"an unexpired exception whose glob matches the name excuses spec.secretRef": {
-			obj:  SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-monorepo", SecretRefName: "ado-pat"},
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-monorepo", SecretRef: "ado-pat",
+				Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, excepted: true, enforceAns: SourceExcepted},
 		},
 		"an exception for another kind excuses nothing": {
-			obj: SourceObject{Kind: "ImageRepository", Namespace: "team-a", Name: "legacy-monorepo", SecretRefName: "regcred"},
+			obj: fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Name: "legacy-monorepo",
+				SecretRef: "regcred", Address: "tenants.azurecr.io/app"},
 			want: want{
 				mandates:   []string{"no-static-registry-credentials"},
 				fields:     []string{"no-static-registry-credentials spec.secretRef"},
@@ -149,118 +166,127 @@ func TestEvaluateSource(t *testing.T) {
 			},
 		},
 		"an expired exception excuses nothing": {
-			obj: SourceObject{Kind: "OCIRepository", Namespace: "team-a", Name: "old-registry", SecretRefName: "regcred"},
+			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Name: "old-registry", SecretRef: "regcred",
+				Address: acrURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
 				fields:   []string{"no-static-registry-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-registry-credentials: remove spec.secretRef, set spec.provider: azure " +
-					"(identity tenants)"},
+				messages: []string{"[no-static-registry-credentials] drop spec.secretRef, set spec.provider: azure, " +
+					"spec.serviceAccountName: flux-source"},
 				enforceAns: SourceWarned,
 			},
 		},
-		"an exception excuses spec.secretRef but not a ServiceAccount the policy does not map": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-x", SecretRefName: "ado-pat",
-				Provider: "azure", ServiceAccountName: "deployer"},
+		"an exception excuses a credential but not a ServiceAccount the policy does not map": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-x",
+				Address: "https://org:ado-pat@dev.azure.com/org/project/_git/x", Provider: "azure",
+				ServiceAccountName: "deployer"},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
 				fields:   []string{"no-static-git-credentials spec.serviceAccountName"},
-				messages: []string{"mandate no-static-git-credentials: spec.serviceAccountName deployer is not mapped: " +
-					"use flux-source (identity tenants)"},
+				messages: []string{"[no-static-git-credentials] spec.serviceAccountName deployer has no identity " +
+					"here: use flux-source (identity tenants)"},
 				excepted:   true,
 				enforceAns: SourceDenied,
 			},
 		},
-		"provider azure with the tenant's mapped ServiceAccount is compliant": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "azure",
-				ServiceAccountName: "flux-source"},
+		"with a cloud provider a Git secretRef only adds TLS keys, which the mandate does not cover": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "ado-ca",
+				Provider: "azure", ServiceAccountName: "flux-source", Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
 		},
-		"provider aws without a ServiceAccount (CodeCommit through the controller) is compliant": {
-			obj:  SourceObject{Kind: "GitRepository", Namespace: "flux-system", Name: "codecommit", Provider: "aws"},
+		"provider azure with the tenant's mapped ServiceAccount is compliant": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "azure",
+				ServiceAccountName: "flux-source", Address: adoURL},
+			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
+		},
+		"provider aws without a ServiceAccount in Flux's own namespace (CodeCommit through the controller) is compliant": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "flux-system", Name: "codecommit", Provider: "aws",
+				Address: codeCommit},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
 		},
 		"spec.provider contradicting the cloud of the ServiceAccount's identity is denied": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "aws",
-				ServiceAccountName: "flux-source"},
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "aws",
+				ServiceAccountName: "flux-source", Address: adoURL},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
 				fields:   []string{"no-static-git-credentials spec.provider"},
-				messages: []string{"mandate no-static-git-credentials: spec.provider: aws does not fit identity tenants: " +
-					"set spec.provider: azure"},
+				messages: []string{"[no-static-git-credentials] spec.provider: aws does not fit identity tenants " +
+					"(azure): set spec.provider: azure"},
 				enforceAns: SourceDenied,
 			},
 		},
-		"a generic OCIRepository reading pull secrets through a mapped ServiceAccount must use the identity's provider": {
-			obj: SourceObject{Kind: "OCIRepository", Namespace: "team-a", Name: "app", ServiceAccountName: "flux-source"},
+		"a generic OCIRepository naming a ServiceAccount only reads its pull secrets": {
+			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Name: "app", ServiceAccountName: "flux-source",
+				Address: acrURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
-				fields:   []string{"no-static-registry-credentials spec.provider"},
-				messages: []string{"mandate no-static-registry-credentials: spec.provider: generic does not fit " +
-					"identity tenants: set spec.provider: azure"},
+				fields:   []string{"no-static-registry-credentials spec.serviceAccountName"},
+				messages: []string{"[no-static-registry-credentials] spec.serviceAccountName: set spec.provider: azure " +
+					"(identity tenants)"},
 				enforceAns: SourceWarned,
 			},
 		},
-		"a GitRepository skips the namespace's gcp identity, which Git cannot use, for the controllers' aws one": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRefName: "git-auth"},
+		"a GitRepository cannot use the namespace's gcp identity: the fix is an exception": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRef: "git-auth",
+				Address: "https://gitlab.com/data/app"},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
 				fields:   []string{"no-static-git-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: aws " +
-					"(identity flux-controllers)"},
+				messages: []string{"[no-static-git-credentials] spec.secretRef: add an exception " +
+					"(no cloud identity for gitlab.com)"},
 				enforceAns: SourceDenied,
 			},
 		},
-		"a gcp identity serves an OCIRepository through spec.provider: gcp": {
-			obj: SourceObject{Kind: "OCIRepository", Namespace: "data", Name: "charts", SecretRefName: "regcred"},
+		"a gcp identity serves an Artifact Registry OCIRepository through its ServiceAccount": {
+			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "data", Name: "charts", SecretRef: "regcred",
+				Address: garURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
 				fields:   []string{"no-static-registry-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-registry-credentials: remove spec.secretRef, set spec.provider: gcp " +
-					"(identity data)"},
+				messages: []string{"[no-static-registry-credentials] drop spec.secretRef, set spec.provider: gcp, " +
+					"spec.serviceAccountName: flux-data"},
 				enforceAns: SourceWarned,
 			},
 		},
-		"an https HelmRepository has no provider: the fix is to move to OCI": {
-			obj: SourceObject{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", SecretRefName: "basic",
-				HelmType: "default"},
+		"an https HelmRepository ignores spec.provider: a tenant is sent to an OCIRepository with its ServiceAccount": {
+			obj: fluxauth.Source{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", SecretRef: "helm-creds",
+				Provider: "azure", HelmType: "default", Address: "https://tenants.azurecr.io/helm/v1/repo"},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
 				fields:   []string{"no-static-registry-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-registry-credentials: remove spec.secretRef: https has no provider, " +
-					"use type: oci + spec.provider: aws"},
+				messages: []string{"[no-static-registry-credentials] spec.secretRef: use OCIRepository, provider: azure, " +
+					"serviceAccountName: flux-source"},
 				enforceAns: SourceWarned,
 			},
 		},
-		"an OCI HelmRepository is told to set spec.provider (it has no serviceAccountName)": {
-			obj: SourceObject{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", SecretRefName: "regcred",
-				HelmType: "oci"},
+		"an OCI HelmRepository of a tenant borrows source-controller's identity even without a secret": {
+			obj: fluxauth.Source{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", Provider: "azure",
+				HelmType: "oci", Address: "oci://tenants.azurecr.io/charts"},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
-				fields:   []string{"no-static-registry-credentials spec.secretRef"},
-				messages: []string{"mandate no-static-registry-credentials: remove spec.secretRef, set spec.provider: aws " +
-					"(identity flux-controllers)"},
+				fields:   []string{"no-static-registry-credentials spec.provider"},
+				messages: []string{"[no-static-registry-credentials] provider azure on a HelmRepository borrows " +
+					"source-controller's identity"},
 				enforceAns: SourceWarned,
 			},
 		},
-		"a Bucket with spec.secretRef is a violation": {
-			obj: SourceObject{Kind: "Bucket", Namespace: "team-a", Name: "artifacts", SecretRefName: "minio"},
+		"a Bucket with static S3 keys is a violation": {
+			obj: fluxauth.Source{Kind: "Bucket", Namespace: "team-a", Name: "artifacts", SecretRef: "s3-keys",
+				Address: "minio.storage:9000"},
 			want: want{
 				mandates:   []string{"no-static-registry-credentials"},
 				fields:     []string{"no-static-registry-credentials spec.secretRef"},
 				enforceAns: SourceWarned,
 			},
 		},
-		"an ImageRepository with spec.secretRef is a violation": {
-			obj: SourceObject{Kind: "ImageRepository", Namespace: "team-a", Name: "app", SecretRefName: "regcred"},
-			want: want{
-				mandates:   []string{"no-static-registry-credentials"},
-				fields:     []string{"no-static-registry-credentials spec.secretRef"},
-				enforceAns: SourceWarned,
-			},
+		"an ImageRepository with a cloud provider never reads spec.secretRef": {
+			obj: fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Name: "app", SecretRef: "regcred",
+				Provider: "azure", ServiceAccountName: "flux-source", Address: "tenants.azurecr.io/app"},
+			want: want{mandates: []string{"no-static-registry-credentials"}, enforceAns: SourceCompliant},
 		},
 		"every covering mandate reports spec.secretRef; the ServiceAccount is reported once, under the strictest": {
-			obj: SourceObject{Kind: "OCIRepository", Namespace: "team-b", Name: "app", SecretRefName: "regcred",
-				Provider: "azure", ServiceAccountName: "deployer"},
+			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-b", Name: "app", SecretRef: "regcred",
+				Provider: "azure", ServiceAccountName: "deployer", Address: acrURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials", "team-b-everything"},
 				fields: []string{"no-static-registry-credentials spec.secretRef", "team-b-everything spec.secretRef",
@@ -268,12 +294,13 @@ func TestEvaluateSource(t *testing.T) {
 				enforceAns: SourceDenied,
 			},
 		},
-		"an off mandate still finds the violation (fixed by the controllers' identity), and the answer ignores it": {
-			obj: SourceObject{Kind: "Bucket", Namespace: "quiet", Name: "b", SecretRefName: "minio"},
+		"an off mandate still finds the violation, and the answer ignores it": {
+			obj: fluxauth.Source{Kind: "Bucket", Namespace: "quiet", Name: "b", SecretRef: "minio", Address: s3Endpoint},
 			want: want{
-				mandates:   []string{"quiet-audit"},
-				fields:     []string{"quiet-audit spec.secretRef"},
-				messages:   []string{"mandate quiet-audit: remove spec.secretRef, set spec.provider: aws (identity flux-controllers)"},
+				mandates: []string{"quiet-audit"},
+				fields:   []string{"quiet-audit spec.secretRef"},
+				messages: []string{"[quiet-audit] drop spec.secretRef, map a ServiceAccount of quiet to an aws identity " +
+					"in the policy"},
 				enforceAns: SourceIgnored,
 			},
 		},
@@ -288,15 +315,7 @@ func TestEvaluateSource(t *testing.T) {
 			for _, v := range d.Violations {
 				fields = append(fields, v.Mandate+" "+v.Field)
 				messages = append(messages, v.Message)
-				if len(v.Message) > MaxMessageLength {
-					t.Errorf("message over %d bytes: %q", MaxMessageLength, v.Message)
-				}
-				if !strings.HasPrefix(v.Message, "mandate "+v.Mandate+": ") {
-					t.Errorf("message does not name its mandate first: %q", v.Message)
-				}
-				if tc.obj.SecretRefName != "" && strings.Contains(v.Message, tc.obj.SecretRefName) {
-					t.Errorf("message prints the secret's name: %q", v.Message)
-				}
+				checkMessage(t, v, tc.obj)
 			}
 			if !slices.Equal(fields, tc.want.fields) {
 				t.Errorf("violations = %q, want %q", fields, tc.want.fields)
@@ -311,6 +330,26 @@ func TestEvaluateSource(t *testing.T) {
 				t.Errorf("decision = %s, want %s", got, tc.want.enforceAns)
 			}
 		})
+	}
+}
+
+// checkMessage holds every violation message to its shape: within MaxMessageLength, the mandate first, no secret's
+// name and no credential from the object's address.
+func checkMessage(t *testing.T, v SourceViolation, obj fluxauth.Source) {
+	t.Helper()
+	if len(v.Message) > MaxMessageLength {
+		t.Errorf("message over %d bytes: %q", MaxMessageLength, v.Message)
+	}
+	if !strings.HasPrefix(v.Message, "["+v.Mandate+"] ") {
+		t.Errorf("message does not name its mandate first: %q", v.Message)
+	}
+	for _, secret := range []string{obj.SecretRef, obj.CertSecretRef, obj.ProxySecretRef, obj.STSSecretRef} {
+		if secret != "" && strings.Contains(v.Message, secret) {
+			t.Errorf("message prints a secret's name: %q", v.Message)
+		}
+	}
+	if strings.Contains(v.Message, "@") || strings.Contains(v.Message, "sig=") {
+		t.Errorf("message may print a credential from the address: %q", v.Message)
 	}
 }
 
@@ -386,6 +425,7 @@ identities:
 mandates:
   - name: %[1]s
     namespaces: ["%[3]s", "%[5]s", nothing]
+    cover: [tlsClientKeys, proxyCredentials]
 `, mandate, identity[:61], long("n"), long("s"), long("a"))
 	p, err := policy.Parse("long.yaml", []byte(doc), sourceNow)
 	if err != nil {
@@ -397,12 +437,15 @@ mandates:
 			for _, provider := range []string{"", "generic", "aws", "azure", "gcp", "github"} {
 				for _, sa := range []string{"", long("s"), strings.Repeat("x", 253)} {
 					for _, helmType := range []string{"default", "oci"} {
-						obj := SourceObject{Kind: kind, Namespace: ns, Name: "o", SecretRefName: "s", Provider: provider,
-							ServiceAccountName: sa, HelmType: helmType}
-						for _, v := range EvaluateSource(p, obj, sourceNow).Violations {
-							count++
-							if len(v.Message) > MaxMessageLength || !strings.HasPrefix(v.Message, "mandate "+mandate+": ") {
-								t.Errorf("%+v: message %d bytes: %q", obj, len(v.Message), v.Message)
+						for _, address := range []string{adoURL, acrURL, "https://" + strings.Repeat("h", 200) + ".example.com/x"} {
+							obj := fluxauth.Source{Kind: kind, Namespace: ns, Name: "o", SecretRef: "s", Provider: provider,
+								ServiceAccountName: sa, HelmType: helmType, Address: address, CertSecretRef: "c",
+								ProxySecretRef: "p"}
+							for _, v := range EvaluateSource(p, obj, sourceNow).Violations {
+								count++
+								if len(v.Message) > MaxMessageLength || !strings.HasPrefix(v.Message, "["+mandate+"] ") {
+									t.Errorf("%+v: message %d bytes: %q", obj, len(v.Message), v.Message)
+								}
 							}
 						}
 					}
@@ -434,25 +477,29 @@ mandates:
 		t.Fatalf("parse: %v", err)
 	}
 	tests := map[string]struct {
-		obj  SourceObject
+		obj  fluxauth.Source
 		want []string
 	}{
-		"a GitRepository whose only identity is gcp is told Git has no gcp provider": {
-			obj:  SourceObject{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRefName: "s"},
-			want: []string{"mandate no-secrets: remove spec.secretRef: GitRepository has no gcp provider (identity data), add an exception"},
+		"a GitRepository on Azure DevOps in a namespace with only a gcp identity is told to map an azure one": {
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRef: "s", Address: adoURL},
+			want: []string{"[no-secrets] drop spec.secretRef, map a ServiceAccount of data to an azure identity " +
+				"in the policy"},
 		},
 		"a GitRepository naming a gcp ServiceAccount is told Git cannot use it": {
-			obj: SourceObject{Kind: "GitRepository", Namespace: "data", Name: "app", Provider: "azure",
-				ServiceAccountName: "flux-data"},
-			want: []string{"mandate no-secrets: identity data of spec.serviceAccountName is gcp, which GitRepository cannot use"},
+			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "data", Name: "app", Provider: "azure",
+				ServiceAccountName: "flux-data", Address: adoURL},
+			want: []string{"[no-secrets] identity data of spec.serviceAccountName is gcp, which GitRepository cannot use"},
 		},
-		"without any identity in reach the fix is to map one": {
-			obj:  SourceObject{Kind: "Bucket", Namespace: "other", Name: "b", SecretRefName: "s"},
-			want: []string{"mandate no-secrets: remove spec.secretRef and map a workload identity for this namespace in the policy"},
+		"a Bucket whose endpoint names no cloud cannot be fixed by an identity": {
+			obj: fluxauth.Source{Kind: "Bucket", Namespace: "other", Name: "b", SecretRef: "s", Address: "minio.local:9000"},
+			want: []string{"[no-secrets] spec.secretRef holds static S3 keys: add an exception (no cloud " +
+				"identity for minio.local:9000)"},
 		},
-		"an unmapped ServiceAccount with nothing to suggest is to be mapped or removed": {
-			obj:  SourceObject{Kind: "OCIRepository", Namespace: "other", Name: "o", Provider: "aws", ServiceAccountName: "ci"},
-			want: []string{"mandate no-secrets: spec.serviceAccountName ci has no identity in the policy: map it or remove it"},
+		"an unmapped ServiceAccount with nothing to suggest is to be mapped": {
+			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "other", Name: "o", Provider: "aws",
+				ServiceAccountName: "ci", Address: ecrURL},
+			want: []string{"[no-secrets] spec.serviceAccountName ci has no identity here: map it to an aws " +
+				"identity in the policy"},
 		},
 	}
 	for name, tc := range tests {

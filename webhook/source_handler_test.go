@@ -79,7 +79,7 @@ func gitRepo(secret, provider, sa string) *sourcev1.GitRepository {
 }
 
 func TestSourceValidatorAnswers(t *testing.T) {
-	const gitDenial = "mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: azure, " +
+	const gitDenial = "[no-static-git-credentials] drop spec.secretRef, set spec.provider: azure, " +
 		"spec.serviceAccountName: flux-source"
 	deleting := gitRepo("git-auth", "", "")
 	deleting.DeletionTimestamp = &metav1.Time{Time: sourceNow}
@@ -176,21 +176,23 @@ func TestSourceValidatorAnswers(t *testing.T) {
 			mode: policy.ModeEnforce,
 			req: sourceRequest(t, admissionv1.Create, helmKind, &sourcev1.HelmRepository{
 				ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: "team-a"},
-				Spec:       sourcev1.HelmRepositorySpec{URL: "https://charts.example.com", SecretRef: &meta.LocalObjectReference{Name: "basic"}},
+				Spec: sourcev1.HelmRepositorySpec{URL: "https://charts.example.com",
+					SecretRef: &meta.LocalObjectReference{Name: "helm-creds"}},
 			}, nil),
 			wantAllowed: true, wantDecision: SourceWarned,
-			wantWarnings: []string{"mandate no-static-registry-credentials: remove spec.secretRef: https has no provider, " +
-				"use type: oci + spec.provider: aws"},
+			wantWarnings: []string{"[no-static-registry-credentials] spec.secretRef: add an exception " +
+				"(no cloud identity for charts.example.com)"},
 		},
 		"an ImageRepository decodes with the image-reflector types and is warned about": {
 			mode: policy.ModeEnforce,
 			req: sourceRequest(t, admissionv1.Create, imageKind, &imagev1.ImageRepository{
 				ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a"},
-				Spec:       imagev1.ImageRepositorySpec{Image: "ghcr.io/org/app", SecretRef: &meta.LocalObjectReference{Name: "regcred"}},
+				Spec: imagev1.ImageRepositorySpec{Image: "tenants.azurecr.io/org/app",
+					SecretRef: &meta.LocalObjectReference{Name: "regcred"}},
 			}, nil),
 			wantAllowed: true, wantDecision: SourceWarned,
-			wantWarnings: []string{"mandate no-static-registry-credentials: remove spec.secretRef, set spec.provider: azure " +
-				"(identity tenants)"},
+			wantWarnings: []string{"[no-static-registry-credentials] drop spec.secretRef, set spec.provider: azure, " +
+				"spec.serviceAccountName: flux-source"},
 		},
 	}
 	for name, tc := range tests {

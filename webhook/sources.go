@@ -13,6 +13,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
 var sourceViolations = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -49,7 +51,7 @@ func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) adm
 		return withAudit(admission.Allowed(""), SourceSkipped, nil)
 	}
 	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
-	obj, err := DecodeSource(gvk, req.Object.Raw)
+	obj, err := fluxauth.Decode(gvk, req.Object.Raw)
 	if err != nil {
 		h.count.errored.Inc()
 		log().Error(err, "cannot evaluate Flux source")
@@ -65,17 +67,21 @@ func (h *sourceValidator) Handle(ctx context.Context, req admission.Request) adm
 		h.count.allowed.Inc()
 		return withAudit(admission.Allowed(""), SourceSkipped, nil)
 	}
-	unchanged := false
-	if req.Operation == admissionv1.Update {
-		if old, err := DecodeSource(gvk, req.OldObject.Raw); err == nil {
-			unchanged = obj.sameCredentials(old)
-		}
-	}
 	now := time.Now
 	if h.now != nil {
 		now = h.now
 	}
-	d := EvaluateSource(h.opts.Policy.Current(), obj, now())
+	p, at := h.opts.Policy.Current(), now()
+	d := EvaluateSource(p, obj, at)
+	// An update that brings no violation the object did not already have is reported, not denied: Flux's own
+	// finalizer and status-adjacent updates must not lock an object that predates the mandate.
+	unchanged := false
+	if req.Operation == admissionv1.Update && len(d.Violations) > 0 {
+		if old, err := fluxauth.Decode(gvk, req.OldObject.Raw); err == nil {
+			old.Namespace, old.Name = obj.Namespace, obj.Name
+			unchanged = d.BringsNothingNew(EvaluateSource(p, old, at))
+		}
+	}
 	a := d.Answer(h.opts.Mode, unchanged)
 	for i, v := range d.Violations {
 		sourceViolations.WithLabelValues(string(a.Modes[i]), d.Kind, d.Namespace, v.Mandate).Inc()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
 // AuditOptions configure `audit`.
@@ -145,7 +146,7 @@ func auditSources(ctx context.Context, c client.Reader, p *policy.Policy, now ti
 			if !ok {
 				return AuditResult{}, fmt.Errorf("%s list holds a %T", l.kind, item)
 			}
-			src, err := webhook.SourceObjectOf(obj)
+			src, err := fluxauth.Of(obj)
 			if err != nil {
 				return AuditResult{}, err
 			}
