@@ -221,9 +221,11 @@ var Model = []Row{
 		Short: "Azure keys or a SAS"},
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldSecretRef, Class: StoredSecret, // gcp NewClient → staticCredentialsOption: serviceaccount key JSON
 		Reads: "Google service account key (serviceaccount)", Short: "a service account key"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGeneric, Field: FieldSTSSecretRef, Class: StoredSecret, // minio newGenericCreds: credentials.LDAPIdentity(username, password)
+	// The CRD's rules allow spec.sts.secretRef and spec.sts.certSecretRef with the generic provider only (sts
+	// provider ldap); for the others they never reach the webhook.
+	{Kind: bucket, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSTSSecretRef, Class: StoredSecret, // minio newGenericCreds: credentials.LDAPIdentity(username, password)
 		Reads: "LDAP user name and password, exchanged for S3 keys", Short: "an LDAP login"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGeneric, Field: FieldSTSCertSecretRef, Class: TLSMaterial, // createBucketProvider: minio.WithSTSTLSConfig
+	{Kind: bucket, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSTSCertSecretRef, Class: TLSMaterial, // createBucketProvider: minio.WithSTSTLSConfig
 		Reads: "TLS client certificate and key, or only a CA, for the STS endpoint", Short: "TLS keys"},
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGeneric, Field: FieldCertSecretRef, Class: TLSMaterial, // createBucketProvider: minio.WithTLSConfig
 		Reads: "TLS client certificate and key, or only a CA", Short: "TLS keys"},
