@@ -34,8 +34,10 @@ import (
 // Otherwise the template is refused. The argument above makes the rule sound. It is exact when each placeholder occurs
 // once: it accepts exactly when the literal between them holds a character a namespace cannot, and collisionExample
 // builds a collision otherwise. With repeats, TestTemplateRuleMatchesRendering shows it exact on every template of up
-// to five tokens. IAM role names ignore case, so literals are compared in lower case: an upper-case letter separates
-// nothing.
+// to five tokens. A longer one can be refused needlessly: of the six-token templates it refuses a few contrived ones
+// that repeat both placeholders around two different literal characters, such as
+// {namespace}{namespace}a{serviceAccount}-{serviceAccount}, where no two pairs of names of up to 24 characters
+// collide. IAM role names ignore case, so literals are compared in lower case: an upper-case letter separates nothing.
 func distinctTemplate(cloud Cloud, value, path string, errs *findings) bool {
 	t, trivial := templateMarks(value)
 	if trivial || distinct(t) {
