@@ -140,7 +140,7 @@ func TestServiceAccountMutation(t *testing.T) {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"source-controller"}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system-source-controller",
+				AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system.source-controller",
 				AnnotationAWSSTSRegionalEndpoints: "true",
 				AnnotationAWSTokenExpiration:      "3600",
 				AnnotationIdentity:                "aws-full",
@@ -209,7 +209,7 @@ func TestServiceAccountMutation(t *testing.T) {
 			input:     `{"metadata":{"name":"source-controller","annotations":{"eks.amazonaws.com/audience":"sts.amazonaws.com"}}}`,
 			wantAnnotations: map[string]string{
 				AnnotationAWSAudience:             "sts.amazonaws.com",
-				AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system-source-controller",
+				AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system.source-controller",
 				AnnotationAWSSTSRegionalEndpoints: "true", AnnotationAWSTokenExpiration: "3600",
 				AnnotationIdentity: "aws-full",
 			},
