@@ -1,0 +1,2 @@
+// Package fluxcompat compares the webhook's credential model with Flux's own code on generated inputs.
+package fluxcompat
