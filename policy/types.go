@@ -85,10 +85,10 @@ type GCP struct {
 
 // Mandate says where long-lived source credentials are not allowed.
 type Mandate struct {
-	Name           string   `yaml:"name"`
-	Namespaces     []string `yaml:"namespaces"`
-	Mode           Mode     `yaml:"mode"`
-	Kinds          []string `yaml:"kinds"`
+	Name       string   `yaml:"name"`
+	Namespaces []string `yaml:"namespaces"`
+	Mode       Mode     `yaml:"mode"`
+	Kinds      []string `yaml:"kinds"`
 	// AllowProviders lists the secret-based schemes the platform accepts on purpose; only ProviderGitHub (a GitHub
 	// App's private key in spec.secretRef) can be one. A cloud provider never excuses a secret: Flux reads static keys
 	// from it.
