@@ -54,7 +54,12 @@ test: envtest-bins flux-crds helm ## Run every test: unit, fuzz seeds, the chart
 	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./cmd/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 	$(GO) test $(GO_TEST_FLAGS) ./test/...
+	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory demo
+
+.PHONY: fluxcompat
+fluxcompat: flux-crds ## Hold the credential model to Flux's own code (a test-only module importing pkg/auth and pkg/git).
+	cd test/fluxcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.
