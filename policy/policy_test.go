@@ -58,7 +58,7 @@ func TestIdentityForExpandsTemplates(t *testing.T) {
 		`    namespaces: ["team-*"]`,
 		`    serviceAccounts: ["flux-*"]`,
 		"    aws:",
-		"      roleARN: arn:aws:iam::111122223333:role/{namespace}/{serviceAccount}-{namespace}",
+		"      roleARN: arn:aws:iam::111122223333:role/tenants/{namespace}.{serviceAccount}-{namespace}",
 		"  - name: tenants-gcp",
 		`    namespaces: ["data-*"]`,
 		`    serviceAccounts: ["*"]`,
@@ -80,7 +80,7 @@ func TestIdentityForExpandsTemplates(t *testing.T) {
 		role, account string
 	}{
 		{"both placeholders in a role ARN are expanded, every occurrence", "team-a", "flux-source", CloudAWS,
-			"arn:aws:iam::111122223333:role/team-a/flux-source-team-a", ""},
+			"arn:aws:iam::111122223333:role/tenants/team-a.flux-source-team-a", ""},
 		{"both placeholders in a Google service account are expanded", "data-eu", "helm", CloudGCP,
 			"", "flux-helm@data-eu-prod.iam.gserviceaccount.com"},
 		{"a value without placeholders is returned as written", "flux-system", "source-controller", CloudGCP,
@@ -100,7 +100,7 @@ func TestIdentityForExpandsTemplates(t *testing.T) {
 		})
 	}
 	spec := p.Spec.Identities[0].AWS.RoleARN
-	if spec != "arn:aws:iam::111122223333:role/{namespace}/{serviceAccount}-{namespace}" {
+	if spec != "arn:aws:iam::111122223333:role/tenants/{namespace}.{serviceAccount}-{namespace}" {
 		t.Errorf("expansion changed the spec: %q", spec)
 	}
 }

@@ -62,6 +62,20 @@ func distinctTemplate(cloud Cloud, value, path string, errs *findings) bool {
 	return false
 }
 
+// distinctRoleName applies the rule to an IAM role's name alone: role names are unique in an account whatever their
+// path (arn:aws:iam::ACCOUNT:role/PATH/NAME), so role/{namespace}/flux gives every namespace the one role named flux.
+// The name must hold every placeholder the ARN uses, and not collide by itself.
+func distinctRoleName(arn, path string, errs *findings) bool {
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	ns, sa := Placeholders(arn)
+	nameNS, nameSA := Placeholders(name)
+	if ns && !nameNS || sa && !nameSA {
+		errs.add(path, "IAM role names are unique whatever the path: the name after the last '/' must hold every placeholder")
+		return false
+	}
+	return distinctTemplate(CloudAWS, name, path, errs)
+}
+
 // Placeholders reports which placeholders a templated identity value uses.
 func Placeholders(value string) (namespace, serviceAccount bool) {
 	return strings.Contains(value, placeholderNamespace), strings.Contains(value, placeholderServiceAccount)

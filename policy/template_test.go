@@ -12,6 +12,7 @@ func TestDistinctTemplate(t *testing.T) {
 			"e.g. {namespace}.{serviceAccount}"
 		gcpID = "two ServiceAccounts could share an account%s; an id has no separator: " +
 			"keep one placeholder in it or move one to the project"
+		iamName = "IAM role names are unique whatever the path: the name after the last '/' must hold every placeholder"
 	)
 	tests := []struct {
 		name  string
@@ -34,10 +35,14 @@ func TestDistinctTemplate(t *testing.T) {
 			"arn:aws:iam::111122223333:role/flux-{serviceAccount}.{namespace}", ""},
 		{"'_' separates: neither name holds it", CloudAWS,
 			"arn:aws:iam::111122223333:role/{serviceAccount}_{namespace}", ""},
-		{"a path separates the names", CloudAWS,
-			"arn:aws:iam::111122223333:role/{namespace}/{serviceAccount}", ""},
-		{"a repeated namespace after a '/' is read from the start", CloudAWS,
-			"arn:aws:iam::111122223333:role/{namespace}/{serviceAccount}-{namespace}", ""},
+		{"a path does not separate the names: IAM role names are unique whatever the path", CloudAWS,
+			"arn:aws:iam::111122223333:role/{namespace}/{serviceAccount}", iamName},
+		{"a placeholder only in the path is shared by every role of that name", CloudAWS,
+			"arn:aws:iam::111122223333:role/{namespace}/flux", iamName},
+		{"the name alone is held to the rule", CloudAWS,
+			"arn:aws:iam::111122223333:role/{namespace}/{serviceAccount}-{namespace}", fmt.Sprintf(awsSeparate, " (b-c/a, c/a-b)")},
+		{"a path before a distinct name is fine", CloudAWS,
+			"arn:aws:iam::111122223333:role/tenants/{namespace}.{serviceAccount}", ""},
 		{"a repeated placeholder is refused when nothing fixes the lengths", CloudAWS,
 			"arn:aws:iam::111122223333:role/{namespace}-{serviceAccount}-{namespace}", fmt.Sprintf(awsSeparate, "")},
 		{"one placeholder never collides, however often it repeats", CloudAWS,

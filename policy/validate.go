@@ -113,7 +113,7 @@ func validateAWS(a *AWS, path string, errs *findings) {
 	case !validTemplate(a.RoleARN, path+".roleARN", errs):
 	case !roleARN.MatchString(expandSample(a.RoleARN)):
 		errs.add(path+".roleARN", "%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", a.RoleARN)
-	case !distinctTemplate(CloudAWS, a.RoleARN, path+".roleARN", errs):
+	case !distinctRoleName(a.RoleARN, path+".roleARN", errs):
 	}
 	if a.Audience == "" {
 		a.Audience = "sts.amazonaws.com"

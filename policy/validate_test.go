@@ -706,7 +706,7 @@ func TestParseAccepts(t *testing.T) {
 				"      roleARN: arn:aws-cn:iam::111122223333:role/flux")},
 		{"role ARN in GovCloud with both placeholders is accepted",
 			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    aws:",
-				"      roleARN: arn:aws-us-gov:iam::111122223333:role/{namespace}/{serviceAccount}")},
+				"      roleARN: arn:aws-us-gov:iam::111122223333:role/tenants/{namespace}.{serviceAccount}")},
 		{"AWS token lifetime of exactly 600 seconds is accepted",
 			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    aws:", validRoleLine, "      tokenExpirationSeconds: 600")},
 		{"AWS options are accepted",
