@@ -7,4 +7,7 @@ const (
 	// PathMutateDeployment is optional: it labels Azure pod templates (see deploymentMutator).
 	PathMutateDeployment    = "/mutate-apps-v1-deployment"
 	PathValidateFluxSources = "/validate-flux-sources"
+	// PathValidatePod refuses changes to the pod annotations the webhook owns (see podMetadataValidator). It is
+	// registered for pod UPDATEs and bindings only; pod CREATE stays on PathMutatePod.
+	PathValidatePod = "/validate-v1-pod"
 )

@@ -29,10 +29,12 @@ func Handlers(o Options) map[string]admission.Handler {
 		PathMutatePod:            &podMutator{opts: o, count: newCountedHandler(PathMutatePod)},
 		PathMutateDeployment:     &deploymentMutator{opts: o, count: newCountedHandler(PathMutateDeployment)},
 		PathValidateFluxSources:  &sourceValidator{opts: o, count: newCountedHandler(PathValidateFluxSources)},
+		PathValidatePod:          &podMetadataValidator{opts: o, count: newCountedHandler(PathValidatePod)},
 	}
 }
 
-// leanHandlers are the single-decode paths of the two hot handlers (see lean.go).
+// leanHandlers are the single-decode paths of the two hot handlers (see lean.go). PathValidatePod has none: its
+// matchCondition sends it only the rare updates it refuses, so it is not hot.
 func leanHandlers(o Options) map[string]leanHandler {
 	return map[string]leanHandler{
 		PathMutatePod: &leanPath[podView, podRouting]{opts: o, count: newCountedHandler(PathMutatePod),

@@ -1,0 +1,139 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+// OwnedPodAnnotationPrefix marks the pod annotations this webhook owns: it writes them at pod creation
+// (AnnotationIdentity on every mapped pod, AnnotationGCPCredentialConfig with full GCP injection) and nothing may
+// add, change or remove them afterwards. The GCP one is live: a downward-API volume projects it into the containers as
+// the external_account credential configuration and the kubelet follows its changes, so rewriting it would point the
+// Google SDK at another token exchange. The whole prefix is owned, not only today's two keys, because the domain is
+// this project's and a key added later is protected from the start.
+//
+// Nothing else on a pod is owned. LabelAzureUse (annotate mode) and the clouds' pod annotations (skip-containers,
+// token expiration) are read by the clouds' webhooks only at pod creation, into a pod spec that is immutable
+// afterwards, so changing them on a running pod changes no credential; and they are public keys that users and the
+// clouds' tooling set on pods this policy never mapped, whose updates the webhook has no reason to refuse.
+const OwnedPodAnnotationPrefix = "fluxidentity.dev/"
+
+// ownershipRule labels pod metadata violations in messages, metrics and the audit log, as it does for unmapped
+// ServiceAccounts: no policy entry is involved.
+const ownershipRule = "ownership"
+
+// podMetadataValidator refuses pod updates (and bindings, which merge their annotations into the pod) that add,
+// change or remove an owned annotation. Its registration sends it only such requests (a CEL matchCondition), and
+// fails closed: stopping the webhook cannot let a change through, and ordinary pod updates never wait on it.
+type podMetadataValidator struct {
+	opts  Options
+	count countedHandler
+}
+
+var _ admission.Handler = &podMetadataValidator{}
+
+func (h *podMetadataValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	old, obj, changes, err := podMetadataChange(req)
+	if err != nil {
+		h.count.errored.Inc()
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if !changes {
+		h.count.allowed.Inc()
+		return admission.Allowed("")
+	}
+	v := evaluatePodMetadata(req.Namespace, req.Operation == admissionv1.Create, old, obj)
+	if len(v.violations) > 0 {
+		// The messages name keys, never values: a credential configuration stays out of the log.
+		logf.FromContext(ctx).Info("owned pod annotation change", "namespace", req.Namespace, "name", req.Name,
+			"subResource", req.SubResource, "user", req.UserInfo.Username, "violations", v.violations)
+	}
+	return v.answer(h.opts.Mode, h.count)
+}
+
+// podMetadataChange reads a pod's metadata before and after req: an update of the pod or of its status (whose
+// strategy keeps metadata changes), or a binding, whose annotations the API server merges into the pod (before is then
+// empty). changes is false for any other request: none of them can change a pod's annotations.
+func podMetadataChange(req admission.Request) (old, new *objectMeta, changes bool, err error) {
+	switch {
+	case req.Operation == admissionv1.Update && (req.SubResource == "" || req.SubResource == "status"):
+		if old, err = decodeMetadata("old object", req.OldObject.Raw); err != nil {
+			return nil, nil, false, err
+		}
+	case req.Operation == admissionv1.Create && req.Kind.Kind == "Binding": // pods/binding or the legacy bindings
+		old = &noMetadata
+	default:
+		return nil, nil, false, nil
+	}
+	if new, err = decodeMetadata("object", req.Object.Raw); err != nil {
+		return nil, nil, false, err
+	}
+	return old, new, true, nil
+}
+
+// objectView is any object of which only the metadata matters.
+type objectView struct {
+	Metadata *objectMeta `json:"metadata"`
+}
+
+func decodeMetadata(what string, raw []byte) (*objectMeta, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("decode %s: the request carries none", what)
+	}
+	var o objectView
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return metaOf(o.Metadata), nil
+}
+
+// evaluatePodMetadata decides about a pod whose metadata goes from old to new (for a binding, new is the Binding's
+// metadata and old is empty: any owned key in a binding is a change). Each owned annotation added, changed or
+// removed is a violation; the check is always enforced, so only --mode=warn turns it into a warning. Messages name the
+// key, never its value.
+func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) verdict {
+	keys := changedOwnedAnnotations(old.Annotations, new.Annotations)
+	if len(keys) == 0 {
+		return verdict{}
+	}
+	v := verdict{mode: policy.ModeEnforce, kind: "Pod", namespace: namespace, rule: ownershipRule}
+	// "[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation, not by a
+	// binding" is 117 bytes.
+	fix := ": recreate the pod"
+	if binding {
+		fix = ", not by a binding"
+	}
+	for _, k := range keys {
+		v.violations = append(v.violations,
+			message(ownershipRule, "annotation "+k+" is set by the webhook at pod creation"+fix, ""))
+	}
+	return v
+}
+
+// changedOwnedAnnotations returns, sorted, the owned annotation keys that are in one map and not the other or differ
+// between them. A nil map is an empty one.
+func changedOwnedAnnotations(old, new map[string]string) []string {
+	var keys []string
+	for k, v := range new {
+		if ov, ok := old[k]; strings.HasPrefix(k, OwnedPodAnnotationPrefix) && (!ok || ov != v) {
+			keys = append(keys, k)
+		}
+	}
+	for k := range old {
+		if _, ok := new[k]; strings.HasPrefix(k, OwnedPodAnnotationPrefix) && !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,258 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+// podMetadataCase is one entry of testdata/podmetadata/cases.yaml, which the integration suite replays through a real
+// API server.
+type podMetadataCase struct {
+	Name    string     `json:"name"`
+	Binding bool       `json:"binding"`
+	Old     objectMeta `json:"old"`
+	New     objectMeta `json:"new"`
+	Owned   []string   `json:"owned"`
+}
+
+func loadPodMetadataCases(t *testing.T) []podMetadataCase {
+	t.Helper()
+	data, err := os.ReadFile("testdata/podmetadata/cases.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []podMetadataCase
+	if err := yaml.UnmarshalStrict(data, &cases); err != nil {
+		t.Fatalf("cases.yaml: %v", err)
+	}
+	if len(cases) < 10 {
+		t.Fatalf("only %d cases in cases.yaml", len(cases))
+	}
+	return cases
+}
+
+func TestChangedOwnedAnnotationsOnTheSharedCases(t *testing.T) {
+	for _, c := range loadPodMetadataCases(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			if c.Binding && (c.Old.Annotations != nil || c.Old.Labels != nil) {
+				t.Fatal("a binding case has no old metadata")
+			}
+			got := changedOwnedAnnotations(c.Old.Annotations, c.New.Annotations)
+			if !slices.Equal(got, c.Owned) {
+				t.Errorf("owned keys changed %v, want %v", got, c.Owned)
+			}
+		})
+	}
+}
+
+const gcpConfigValue = `{"type":"external_account","token_url":"https://sts.attacker.invalid/v1/token"}`
+
+func TestEvaluatePodMetadata(t *testing.T) {
+	injected := map[string]string{AnnotationIdentity: "automation", AnnotationGCPCredentialConfig: `{"type":"external_account"}`}
+	with := func(m map[string]string, k, v string) map[string]string {
+		out := map[string]string{}
+		for key, val := range m {
+			out[key] = val
+		}
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+		return out
+	}
+	cases := []struct {
+		name     string
+		binding  bool
+		old, new map[string]string
+		want     []string
+	}{
+		{"a rewritten GCP credential configuration is denied, naming the key and not the value", false,
+			injected, with(injected, AnnotationGCPCredentialConfig, gcpConfigValue),
+			[]string{"[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation: recreate the pod"}},
+		{"every changed owned key is a violation, in key order", false,
+			injected, nil, []string{
+				"[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation: recreate the pod",
+				"[ownership] annotation fluxidentity.dev/identity is set by the webhook at pod creation: recreate the pod"}},
+		{"a binding carrying an owned key is told that bindings may not set it", true,
+			nil, map[string]string{AnnotationGCPCredentialConfig: gcpConfigValue},
+			[]string{"[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation, not by a binding"}},
+		{"an unrelated change is no violation", false,
+			injected, with(injected, "team", "b"), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := evaluatePodMetadata("apps", c.binding, &objectMeta{Annotations: c.old}, &objectMeta{Annotations: c.new})
+			if !slices.Equal(v.violations, c.want) {
+				t.Fatalf("violations %q, want %q", v.violations, c.want)
+			}
+			if len(c.want) == 0 {
+				return
+			}
+			if v.mode != policy.ModeEnforce || v.kind != "Pod" || v.namespace != "apps" || v.rule != ownershipRule {
+				t.Errorf("verdict mode %q kind %q namespace %q rule %q", v.mode, v.kind, v.namespace, v.rule)
+			}
+			for _, m := range v.violations {
+				if len(m) > maxMessageLength {
+					t.Errorf("message of %d bytes: %s", len(m), m)
+				}
+				if strings.Contains(m, "external_account") {
+					t.Errorf("message shows an annotation value: %s", m)
+				}
+			}
+		})
+	}
+}
+
+// podMetadataRequest builds what the API server sends for a change of a pod's annotations.
+func podMetadataRequest(t *testing.T, op admissionv1.Operation, kind, subResource string, old, new map[string]string) admission.Request {
+	t.Helper()
+	raw := func(a map[string]string) []byte {
+		b, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": kind,
+			"metadata": map[string]any{"name": "p", "namespace": "apps", "annotations": a}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "u-1", Operation: op, Namespace: "apps",
+		Name: "p", Kind: metav1.GroupVersionKind{Version: "v1", Kind: kind}, SubResource: subResource}}
+	req.Object.Raw = raw(new)
+	if op == admissionv1.Update {
+		req.OldObject.Raw = raw(old)
+	}
+	return req
+}
+
+func TestPodMetadataValidatorAnswers(t *testing.T) {
+	owned := map[string]string{AnnotationIdentity: "automation", AnnotationGCPCredentialConfig: `{"type":"external_account"}`}
+	rewritten := map[string]string{AnnotationIdentity: "automation", AnnotationGCPCredentialConfig: gcpConfigValue}
+	cases := []struct {
+		name        string
+		mode        policy.Mode
+		op          admissionv1.Operation
+		kind, sub   string
+		old, new    map[string]string
+		allowed     bool
+		warnings    int
+		code        int32
+		decisionKey string
+	}{
+		{"a pod update rewriting an owned annotation is denied", policy.ModeEnforce, admissionv1.Update, "Pod", "",
+			owned, rewritten, false, 0, http.StatusForbidden, DecisionDenied},
+		{"a pods/status update rewriting an owned annotation is denied", policy.ModeEnforce, admissionv1.Update, "Pod",
+			"status", owned, rewritten, false, 0, http.StatusForbidden, DecisionDenied},
+		{"a binding setting an owned annotation is denied", policy.ModeEnforce, admissionv1.Create, "Binding", "binding",
+			nil, rewritten, false, 0, http.StatusForbidden, DecisionDenied},
+		{"a legacy bindings request setting an owned annotation is denied", policy.ModeEnforce, admissionv1.Create,
+			"Binding", "", nil, rewritten, false, 0, http.StatusForbidden, DecisionDenied},
+		{"an audit-only server (--mode=warn) admits the change with a warning", policy.ModeWarn, admissionv1.Update, "Pod",
+			"", owned, rewritten, true, 1, http.StatusOK, DecisionWarned},
+		{"an update keeping the owned annotations is admitted", policy.ModeEnforce, admissionv1.Update, "Pod", "",
+			owned, owned, true, 0, http.StatusOK, DecisionAllowed},
+		{"an ephemeralcontainers update is not evaluated (its strategy keeps the old metadata)", policy.ModeEnforce,
+			admissionv1.Update, "Pod", "ephemeralcontainers", owned, rewritten, true, 0, http.StatusOK, DecisionAllowed},
+		{"a pod creation is not evaluated here (the mutating path owns it)", policy.ModeEnforce, admissionv1.Create, "Pod",
+			"", nil, rewritten, true, 0, http.StatusOK, DecisionAllowed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := Handlers(Options{Policy: staticSource{&policy.Policy{}}, Mode: c.mode})[PathValidatePod]
+			counter := admissionDecisions.WithLabelValues(PathValidatePod, c.decisionKey)
+			before := testutil.ToFloat64(counter)
+			resp := (&admission.Webhook{Handler: h}).Handle(context.Background(),
+				podMetadataRequest(t, c.op, c.kind, c.sub, c.old, c.new))
+			if resp.Allowed != c.allowed || len(resp.Warnings) != c.warnings || resp.Result.Code != c.code {
+				t.Fatalf("allowed %v warnings %q code %d (%s), want %v, %d warnings, code %d",
+					resp.Allowed, resp.Warnings, resp.Result.Code, resp.Result.Message, c.allowed, c.warnings, c.code)
+			}
+			if len(resp.Patches) != 0 || resp.Patch != nil {
+				t.Errorf("a validating answer carries a patch: %v", resp.Patches)
+			}
+			if got := testutil.ToFloat64(counter) - before; got != 1 {
+				t.Errorf("%s decisions counted %v times, want once", c.decisionKey, got)
+			}
+			body, err := json.Marshal(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(body), "attacker") {
+				t.Errorf("the answer shows the annotation's value: %s", body)
+			}
+			if !c.allowed && !strings.Contains(resp.Result.Message, AnnotationGCPCredentialConfig) {
+				t.Errorf("the denial does not name the key: %s", resp.Result.Message)
+			}
+		})
+	}
+}
+
+func TestPodMetadataValidatorRefusesRequestsWithoutObjects(t *testing.T) {
+	h := Handlers(Options{Policy: staticSource{&policy.Policy{}}, Mode: policy.ModeEnforce})[PathValidatePod]
+	req := podMetadataRequest(t, admissionv1.Update, "Pod", "", nil, map[string]string{AnnotationIdentity: "x"})
+	req.OldObject.Raw = nil
+	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != http.StatusBadRequest {
+		t.Errorf("an update without its old object: allowed %v code %d, want a 400", resp.Allowed, resp.Result.Code)
+	}
+	req = podMetadataRequest(t, admissionv1.Update, "Pod", "", nil, nil)
+	req.Object.Raw = []byte(`{"metadata":{"annotations":["not","a","map"]}}`)
+	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != http.StatusBadRequest {
+		t.Errorf("metadata of the wrong shape: allowed %v code %d, want a 400", resp.Allowed, resp.Result.Code)
+	}
+}
+
+// changedOwnedAnnotations on random maps: nothing changes against itself, the result does not depend on the direction
+// of the change, and it holds exactly the owned keys that are missing on one side or differ.
+func TestChangedOwnedAnnotationsProperties(t *testing.T) {
+	keys := []string{AnnotationIdentity, AnnotationGCPCredentialConfig, "fluxidentity.dev/other", "team",
+		"x.fluxidentity.dev/identity", "fluxidentity.dev.example/a", LabelAzureUse}
+	values := []string{"", "a", "b"}
+	r := rand.New(rand.NewPCG(11, 12))
+	gen := func() map[string]string {
+		if r.IntN(5) == 0 {
+			return nil
+		}
+		m := map[string]string{}
+		for _, k := range keys {
+			if r.IntN(2) == 0 {
+				m[k] = values[r.IntN(len(values))]
+			}
+		}
+		return m
+	}
+	for i := range 5000 {
+		a, b := gen(), gen()
+		if got := changedOwnedAnnotations(a, a); len(got) != 0 {
+			t.Fatalf("case %d: %v changed against itself: %v", i, a, got)
+		}
+		ab, ba := changedOwnedAnnotations(a, b), changedOwnedAnnotations(b, a)
+		if !slices.Equal(ab, ba) {
+			t.Fatalf("case %d: %v -> %v gives %v, the reverse %v", i, a, b, ab, ba)
+		}
+		var want []string
+		for _, k := range keys {
+			va, ina := a[k]
+			vb, inb := b[k]
+			if strings.HasPrefix(k, OwnedPodAnnotationPrefix) && (ina != inb || va != vb) {
+				want = append(want, k)
+			}
+		}
+		slices.Sort(want)
+		if !slices.Equal(ab, want) {
+			t.Fatalf("case %d: %v -> %v gives %v, want %v", i, a, b, ab, want)
+		}
+	}
+}
