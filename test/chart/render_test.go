@@ -411,11 +411,12 @@ func checkWebhookSemantics(t *testing.T, o objects) {
 		checkCommon(t, w.Name, w.SideEffects, w.MatchPolicy, w.AdmissionReviewVersions, w.ClientConfig, w.TimeoutSeconds)
 	}
 	paths := webhookPaths(o)
-	for _, want := range []string{pathSA, pathPod, pathSources} {
+	for _, want := range []string{pathSA, pathPod, pathSources, pathPodMetadata} {
 		if !slices.Contains(paths, want) {
 			t.Errorf("no webhook for %s (have %v)", want, paths)
 		}
 	}
+	checkPodMetadataWebhook(t, o)
 }
 
 func checkCommon(t *testing.T, name string, se *admissionv1.SideEffectClass, mp *admissionv1.MatchPolicyType,

@@ -159,7 +159,8 @@ var _ = Describe("Flux sources through a CRD that serves only an old version", f
 var _ = Describe("Rules naming only v1", Ordered, func() {
 	var original *admissionregistrationv1.ValidatingWebhookConfiguration
 
-	setRules := func(ctx context.Context, rules func(i int, r admissionregistrationv1.RuleWithOperations) admissionregistrationv1.RuleWithOperations) {
+	type rule = admissionregistrationv1.RuleWithOperations
+	setRules := func(ctx context.Context, rules func(i int, r rule) rule) {
 		GinkgoHelper()
 		var cfg admissionregistrationv1.ValidatingWebhookConfiguration
 		Expect(env.Client.Get(ctx, client.ObjectKey{Name: "flux-identity-webhook"}, &cfg)).To(Succeed())
@@ -178,20 +179,20 @@ var _ = Describe("Rules naming only v1", Ordered, func() {
 		original = &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		Expect(env.Client.Get(ctx, client.ObjectKey{Name: "flux-identity-webhook"}, original)).To(Succeed())
 		var narrowed []string
-		setRules(ctx, func(_ int, r admissionregistrationv1.RuleWithOperations) admissionregistrationv1.RuleWithOperations {
+		setRules(ctx, func(_ int, r rule) rule {
 			r.APIVersions = []string{"v1"}
 			narrowed = append(narrowed, r.Resources...)
 			return r
 		})
 		Expect(narrowed).To(ContainElements("gitrepositories", "imagerepositories"))
 		DeferCleanup(func(ctx SpecContext) {
-			var restored []admissionregistrationv1.RuleWithOperations
+			var restored []rule
 			for _, w := range original.Webhooks {
 				if w.Name == sourcesWebhook {
 					restored = w.Rules
 				}
 			}
-			setRules(ctx, func(i int, _ admissionregistrationv1.RuleWithOperations) admissionregistrationv1.RuleWithOperations {
+			setRules(ctx, func(i int, _ rule) rule {
 				return restored[i]
 			})
 			dyn, err := dynamic.NewForConfig(env.Config)
