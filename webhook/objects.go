@@ -25,6 +25,8 @@ func metaOf(m *objectMeta) *objectMeta {
 
 type serviceAccountView struct {
 	Metadata *objectMeta `json:"metadata"`
+	// ImagePullSecrets are counted, not read: Flux's OCI sources naming the ServiceAccount use them.
+	ImagePullSecrets []struct{} `json:"imagePullSecrets"`
 }
 
 type podView struct {

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
 // serviceAccountMutator stamps the policy's identity annotations on mapped ServiceAccounts and defends the identity
@@ -62,8 +63,40 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 		v.violations = append(v.violations, message(v.rule,
 			"annotation "+k+" is not granted by this identity: remove it", string(m.Cloud)+" identity"))
 	}
+	if len(sa.ImagePullSecrets) > 0 {
+		if mandate := PullSecretMandate(p, namespace); mandate != nil {
+			// Flux's OCIRepository reads the pull secrets of the ServiceAccount a source names before its identity
+			// (OCIRepositoryReconciler.keychain): a mapped ServiceAccount must not carry any where identity is
+			// mandated. Answered in the mandate's mode, or the stricter one when other violations come along.
+			if len(v.violations) == 0 {
+				v.mode = mandate.Mode
+			} else {
+				v.mode = policy.Stricter(v.mode, mandate.Mode)
+			}
+			v.violations = append(v.violations, message(v.rule,
+				"imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: move them to the pods",
+				"mandate "+mandate.Name))
+		}
+	}
 	v.patch = setMetadata(nil, "", sa.Metadata, annotations, labels)
 	return v
+}
+
+// PullSecretMandate is the strictest mandate of the namespace that covers a kind whose sources read the imagePullSecrets
+// of the ServiceAccount they name (fluxauth.ReadsPullSecrets), or nil.
+func PullSecretMandate(p *policy.Policy, namespace string) *policy.Mandate {
+	var strictest *policy.Mandate
+	for _, kind := range fluxauth.Kinds {
+		if !fluxauth.ReadsPullSecrets(kind) {
+			continue
+		}
+		for _, m := range p.MandatesFor(namespace, kind) {
+			if strictest == nil || policy.Stricter(strictest.Mode, m.Mode) != strictest.Mode {
+				strictest = m
+			}
+		}
+	}
+	return strictest
 }
 
 // ownedKeys are the annotation keys an unmapped ServiceAccount in a policy namespace may not carry: the cloud keys and

@@ -17,7 +17,7 @@ import (
 
 var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 	It("admits what an enforce mandate would deny, with the denial's text as a warning", func(ctx SpecContext) {
-		const msg = "mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: azure, " +
+		const msg = "[no-static-git-credentials] drop spec.secretRef, set spec.provider: azure, " +
 			"spec.serviceAccountName: flux-source"
 		Expect(client.IgnoreAlreadyExists(env.Client.Create(ctx,
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}))).To(Succeed())

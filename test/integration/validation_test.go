@@ -57,7 +57,7 @@ mandates:
 `
 
 // gitDenial is the exact message for a GitRepository with spec.secretRef in a val-* namespace.
-const gitDenial = "mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: azure, " +
+const gitDenial = "[no-static-git-credentials] drop spec.secretRef, set spec.provider: azure, " +
 	"spec.serviceAccountName: flux-source"
 
 // validationScheme knows every Flux source kind the webhook validates, ImageRepository included.
@@ -156,10 +156,11 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 		c, _ := warningClient()
 		err := c.Create(ctx, &imagev1.ImageRepository{
 			ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
-			Spec:       imagev1.ImageRepositorySpec{Image: "ghcr.io/org/app", Interval: interval(), SecretRef: secret("regcred")},
+			Spec: imagev1.ImageRepositorySpec{Image: "example.azurecr.io/app", Interval: interval(),
+				SecretRef: secret("regcred")},
 		})
-		Expect(err).To(MatchError(ContainSubstring("mandate no-static-registry-credentials: remove spec.secretRef, " +
-			"set spec.provider: azure")))
+		Expect(err).To(MatchError(ContainSubstring("[no-static-registry-credentials] drop spec.secretRef, " +
+			"set spec.provider: azure, spec.serviceAccountName: flux-source")))
 		Expect(c.Create(ctx, &imagev1.ImageRepository{
 			ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
 			Spec: imagev1.ImageRepositorySpec{Image: "example.azurecr.io/app", Interval: interval(), Provider: "azure",
@@ -167,7 +168,7 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 		})).To(Succeed())
 	})
 
-	It("tells an https HelmRepository how to get off secretRef, and denies an OCIRepository with an unmapped ServiceAccount",
+	It("tells an https HelmRepository it needs an exception, and denies an OCIRepository with an unmapped ServiceAccount",
 		func(ctx SpecContext) {
 			setValidationPolicy(ctx, "enforce")
 			ns := freshNamespace(ctx, "val-registries")
@@ -175,14 +176,14 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 			Expect(c.Create(ctx, &sourcev1.HelmRepository{
 				ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
 				Spec:       sourcev1.HelmRepositorySpec{URL: "https://charts.example.com", SecretRef: secret("basic-auth")},
-			})).To(MatchError(ContainSubstring("mandate no-static-registry-credentials: remove spec.secretRef: " +
-				"https has no provider, use type: oci + spec.provider: aws")))
+			})).To(MatchError(ContainSubstring("[no-static-registry-credentials] spec.secretRef: add an exception " +
+				"(no cloud identity for charts.example.com)")))
 			Expect(c.Create(ctx, &sourcev1.OCIRepository{
 				ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
 				Spec: sourcev1.OCIRepositorySpec{URL: "oci://example.azurecr.io/app", Interval: interval(),
 					Provider: "azure", ServiceAccountName: "ci-bot"},
-			})).To(MatchError(ContainSubstring("mandate no-static-registry-credentials: spec.serviceAccountName ci-bot " +
-				"is not mapped: use flux-source (identity tenants)")))
+			})).To(MatchError(ContainSubstring("[no-static-registry-credentials] spec.serviceAccountName ci-bot " +
+				"has no identity here: use flux-source (identity tenants)")))
 		})
 
 	It("reports an existing violation when it is touched, but denies changing its credentials", func(ctx SpecContext) {

@@ -196,11 +196,15 @@ func diagnose(ctx context.Context, c client.Reader, p *policy.Policy, now time.T
 		out = append(out, found...)
 	}
 	out = append(out, missingServiceAccounts(p, namespaces, exists)...)
+	flux, notes, err := diagnoseFlux(ctx, c, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	out = append(out, flux...)
 	audit, err := auditSources(ctx, c, p, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	var notes []string
 	for _, k := range audit.SkippedKinds {
 		notes = append(notes, "the cluster does not serve "+k+": its sources were not audited")
 	}
@@ -214,7 +218,7 @@ func diagnose(ctx context.Context, c client.Reader, p *policy.Policy, now time.T
 				Problem: v.Field + " violates mandate " + v.Mandate + " (" + string(v.Mode) + ")", Fix: v.Message})
 		}
 	}
-	order := map[string]int{checkServiceAccount: 0, checkPod: 1, checkDeployment: 2, checkAudit: 3}
+	order := map[string]int{checkFlux: 0, checkServiceAccount: 1, checkPod: 2, checkDeployment: 3, checkAudit: 4}
 	slices.SortStableFunc(out, func(a, b doctorFinding) int {
 		return cmp.Or(cmp.Compare(order[a.Check], order[b.Check]), cmp.Compare(a.Namespace, b.Namespace),
 			cmp.Compare(a.Name, b.Name))
@@ -272,6 +276,9 @@ func diagnoseNamespace(ctx context.Context, c client.Reader, p *policy.Policy, n
 		exists[ns+"/"+sa.Name] = true
 		if m, ok := p.IdentityFor(ns, sa.Name); ok {
 			if f, bad := checkServiceAccountMetadata(sa, m); bad {
+				found = append(found, f)
+			}
+			if f, bad := checkPullSecrets(p, sa, m); bad {
 				found = append(found, f)
 			}
 		}

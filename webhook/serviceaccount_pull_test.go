@@ -1,0 +1,91 @@
+package webhook
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+// pullPolicy maps a tenant ServiceAccount in three namespaces: registries mandated in enforce, in warn, and Git only.
+const pullPolicy = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+identities:
+  - name: tenant
+    namespaces: [registries, quiet-registries, git-only, free]
+    serviceAccounts: [flux-source]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/tenant"}
+mandates:
+  - name: registries
+    namespaces: [registries]
+    kinds: [OCIRepository, Bucket]
+  - name: quiet-registries
+    namespaces: [quiet-registries]
+    kinds: [ImageRepository]
+    mode: warn
+  - name: git-only
+    namespaces: [git-only]
+    kinds: [GitRepository, HelmRepository, Bucket]
+`
+
+func TestMappedServiceAccountsCarryNoPullSecretsWhereIdentityIsMandated(t *testing.T) {
+	p, err := policy.Parse("pull.yaml", []byte(pullPolicy), sourceNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const msg = "[tenant] imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: move " +
+		"them to the pods"
+	tests := map[string]struct {
+		namespace, body string
+		wantMode        policy.Mode
+		want            []string
+	}{
+		"pull secrets on a mapped ServiceAccount under an OCIRepository mandate are a violation in its mode": {
+			namespace: "registries",
+			body:      `{"metadata":{"name":"flux-source"},"imagePullSecrets":[{"name":"regcred"}]}`,
+			wantMode:  policy.ModeEnforce, want: []string{msg},
+		},
+		"an ImageRepository mandate in warn mode answers in warn": {
+			namespace: "quiet-registries",
+			body:      `{"metadata":{"name":"flux-source"},"imagePullSecrets":[{"name":"regcred"}]}`,
+			wantMode:  policy.ModeWarn, want: []string{msg},
+		},
+		"a mandate over kinds that never read a ServiceAccount's pull secrets does not care": {
+			namespace: "git-only",
+			body:      `{"metadata":{"name":"flux-source"},"imagePullSecrets":[{"name":"regcred"}]}`,
+		},
+		"a namespace without a mandate does not care": {
+			namespace: "free",
+			body:      `{"metadata":{"name":"flux-source"},"imagePullSecrets":[{"name":"regcred"}]}`,
+		},
+		"an empty list is no pull secret": {
+			namespace: "registries",
+			body:      `{"metadata":{"name":"flux-source"},"imagePullSecrets":[]}`,
+		},
+		"an unmapped ServiceAccount is left alone: a source naming it is refused instead": {
+			namespace: "registries",
+			body:      `{"metadata":{"name":"builder"},"imagePullSecrets":[{"name":"regcred"}]}`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var sa serviceAccountView
+			if err := json.Unmarshal([]byte(tc.body), &sa); err != nil {
+				t.Fatal(err)
+			}
+			v := evaluateServiceAccount(p, tc.namespace, &sa)
+			if !slices.Equal(v.violations, tc.want) {
+				t.Errorf("violations = %q, want %q", v.violations, tc.want)
+			}
+			if tc.want != nil && v.mode != tc.wantMode {
+				t.Errorf("mode = %s, want %s", v.mode, tc.wantMode)
+			}
+			for _, m := range v.violations {
+				if len(m) > maxMessageLength {
+					t.Errorf("message over %d bytes: %q", maxMessageLength, m)
+				}
+			}
+		})
+	}
+}
