@@ -23,9 +23,11 @@ import (
 // this project's and a key added later is protected from the start.
 //
 // Nothing else on a pod is owned. LabelAzureUse (annotate mode) and the clouds' pod annotations (skip-containers,
-// token expiration) are read by the clouds' webhooks only at pod creation, into a pod spec that is immutable
-// afterwards, so changing them on a running pod changes no credential; and they are public keys that users and the
-// clouds' tooling set on pods this policy never mapped, whose updates the webhook has no reason to refuse.
+// token expiration) are read by the clouds' webhooks only at pod creation (Azure/azure-workload-identity registers
+// podMutator in pkg/webhook/webhook.go with verbs=create; aws/amazon-eks-pod-identity-webhook's
+// deploy/mutatingwebhook.yaml with operations [CREATE]), into a pod spec that is immutable afterwards, so changing them
+// on a running pod changes no credential; and they are public keys that users and the clouds' tooling set on pods
+// this policy never mapped, whose updates the webhook has no reason to refuse.
 const OwnedPodAnnotationPrefix = "fluxidentity.dev/"
 
 // ownershipRule labels pod metadata violations in messages, metrics and the audit log, as it does for unmapped
@@ -61,9 +63,11 @@ func (h *podMetadataValidator) Handle(ctx context.Context, req admission.Request
 	return v.answer(h.opts.Mode, h.count)
 }
 
-// podMetadataChange reads a pod's metadata before and after req: an update of the pod or of its status (whose
-// strategy keeps metadata changes), or a binding, whose annotations the API server merges into the pod (before is then
-// empty). changes is false for any other request: none of them can change a pod's annotations.
+// podMetadataChange reads a pod's metadata before and after req: an update of the pod or of its status
+// (k8s.io/kubernetes pkg/registry/core/pod/strategy.go: podStatusStrategy.PrepareForUpdate keeps metadata changes,
+// while the ephemeralcontainers and resize strategies reset them with ResetObjectMetaForStatus), or a binding, whose
+// annotations the API server merges into the pod (pod/storage/storage.go: BindingREST.setPodNodeAndMetadata; before
+// is then empty). changes is false for any other request.
 func podMetadataChange(req admission.Request) (old, new *objectMeta, changes bool, err error) {
 	switch {
 	case req.Operation == admissionv1.Update && (req.SubResource == "" || req.SubResource == "status"):
