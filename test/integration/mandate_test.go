@@ -65,7 +65,7 @@ var talkedAroundCases = map[string]talkedAround{
 				Spec: sourcev1.HelmRepositorySpec{URL: "https://111122223333.dkr.ecr.eu-west-1.amazonaws.com/charts",
 					Provider: "aws", SecretRef: secret("basic-auth")}}
 		},
-		message: "[tenants] spec.secretRef holds basic auth: use an OCIRepository with spec.provider: aws, " +
+		message: "[tenants] spec.secretRef: use an OCIRepository with spec.provider: aws, " +
 			"spec.serviceAccountName: tenant-aws",
 		fixed: func(ns string) client.Object {
 			return &sourcev1.OCIRepository{ObjectMeta: metav1.ObjectMeta{Name: "charts", Namespace: ns},
@@ -79,7 +79,7 @@ var talkedAroundCases = map[string]talkedAround{
 				s.URL = "https://x-access-token:ghp_0123456789@dev.azure.com/org/project/_git/app"
 			})
 		},
-		message: "[tenants] spec.url carries basic auth credentials: drop the user info, set spec.provider: azure, " +
+		message: "[tenants] drop the user info from spec.url, set spec.provider: azure, " +
 			"spec.serviceAccountName: tenant-azure",
 		fixed: func(ns string) client.Object {
 			return gitRepository(ns, "app", func(s *sourcev1.GitRepositorySpec) {
@@ -95,8 +95,8 @@ var talkedAroundCases = map[string]talkedAround{
 					SecretRef: secret("ldap-login")}
 			})
 		},
-		message: "[tenants] spec.sts.secretRef holds an LDAP login: remove it, set spec.provider: aws, " +
-			"spec.serviceAccountName: tenant-aws",
+		message: "[tenants] drop spec.sts.secretRef, set spec.provider: aws, spec.serviceAccountName: tenant-aws " +
+			"(identity tenant-aws)",
 		fixed: func(ns string) client.Object {
 			return bucket(ns, func(s *sourcev1.BucketSpec) { s.Provider, s.ServiceAccountName = "aws", "tenant-aws" })
 		},
@@ -134,8 +134,7 @@ var talkedAroundCases = map[string]talkedAround{
 			return &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
 				Spec: imagev1.ImageRepositorySpec{Image: "europe-docker.pkg.dev/p/app", Interval: interval(), Provider: "gcp"}}
 		},
-		message: "[tenants] spec.serviceAccountName unset: provider gcp borrows image-reflector-controller's identity: " +
-			"set it to tenant-gcp",
+		message: "[tenants] spec.serviceAccountName unset borrows the controller's identity: set it to tenant-gcp",
 		fixed: func(ns string) client.Object {
 			return &imagev1.ImageRepository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
 				Spec: imagev1.ImageRepositorySpec{Image: "europe-docker.pkg.dev/p/app", Interval: interval(),

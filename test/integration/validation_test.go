@@ -135,12 +135,9 @@ var _ = Describe("Validating Flux sources through the API server", func() {
 			Expect(warnings.Take()).To(Equal(wantWarnings))
 			Expect(violationsCounter(ctx, mode, "GitRepository", ns, "no-static-git-credentials")).To(Equal(before + 1))
 
-			By("admitting compliant objects silently: provider azure with the mapped ServiceAccount, and CodeCommit over aws")
+			By("admitting a compliant object silently: provider azure with the mapped ServiceAccount")
 			Expect(c.Create(ctx, gitRepository(ns, "azure-devops", func(s *sourcev1.GitRepositorySpec) {
 				s.Provider, s.ServiceAccountName = sourcev1.GitProviderAzure, "flux-source"
-			}))).To(Succeed())
-			Expect(c.Create(ctx, gitRepository(ns, "codecommit", func(s *sourcev1.GitRepositorySpec) {
-				s.URL, s.Provider = "https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/app", sourcev1.GitProviderAWS
 			}))).To(Succeed())
 			Expect(warnings.Take()).To(BeEmpty())
 			Expect(violationsCounter(ctx, mode, "GitRepository", ns, "no-static-git-credentials")).To(Equal(before + 1))

@@ -94,6 +94,9 @@ type Row struct {
 	// PullSecretsWin (ObjectIdentity only): Flux also reads the ServiceAccount's imagePullSecrets, and when it has
 	// any they are used instead of the identity.
 	PullSecretsWin bool
+	// WinsOverIdentity (a Secret): when it is set Flux never asks the provider, so no identity, the controller's
+	// included, is used.
+	WinsOverIdentity bool
 	// Reads says in a few words what Flux does; Short is the shortest form, for admission messages.
 	Reads, Short string
 }
@@ -158,7 +161,7 @@ var Model = []Row{
 
 	// ---- OCIRepository: reconcileSource builds keychain() from spec.secretRef and the ServiceAccount's
 	// imagePullSecrets, and asks the provider (soci.OIDCAuth) only when that keychain is anonymous.
-	{Kind: oci, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, // keychain → k8schain.NewFromPullSecrets; reconcileSource: provider only for soci.Anonymous
+	{Kind: oci, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // keychain → k8schain.NewFromPullSecrets; reconcileSource: provider only for soci.Anonymous
 		Reads: "pull secret; with a cloud provider it wins, the provider is never asked", Short: "a pull secret"},
 	{Kind: oci, Variant: AnyVariant, Provider: ProviderGeneric, Field: FieldServiceAccountName, Class: PullSecrets, // keychain: secrets.PullSecretsFromServiceAccountRef
 		Reads: "the ServiceAccount's imagePullSecrets, nothing else", Short: "the ServiceAccount's pull secrets"},
@@ -196,7 +199,7 @@ var Model = []Row{
 
 	// ---- HelmRepository of type oci: configureOCIRegistryWithSecrets asks the provider only without secretRef, and
 	// calls soci.OIDCAuth with no namespace or ServiceAccount (HelmRepository has no serviceAccountName).
-	{Kind: helm, Variant: HelmTypeOCI, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, // configureOCIRegistryWithSecrets → registry.KeychainFromSecret; it turns the provider off
+	{Kind: helm, Variant: HelmTypeOCI, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // configureOCIRegistryWithSecrets → registry.KeychainFromSecret; it turns the provider off
 		Reads: "registry login or pull secret; it turns the provider off", Short: "a registry login"},
 	{Kind: helm, Variant: HelmTypeOCI, Provider: AnyProvider, Field: FieldCertSecretRef, Class: TLSMaterial, // configureAuthentication: secrets.TLSConfigFromSecret
 		Reads: "TLS client certificate and key, or only a CA", Short: "TLS keys"},
@@ -214,12 +217,12 @@ var Model = []Row{
 	// Secret with data; gcp: gcp.WithSecret else WithAuth).
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGeneric, Field: FieldSecretRef, Class: StoredSecret, // minio NewClient: credentials.NewStaticV4 from accesskey/secretkey; it beats spec.sts
 		Reads: "static S3 access keys (accesskey, secretkey)", Short: "static S3 keys"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldSecretRef, Class: StoredSecret, // createBucketProvider: minio.WithSecret before WithAuth
+	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // createBucketProvider: minio.WithSecret before WithAuth
 		Reads: "static IAM access keys; they win over workload identity", Short: "static IAM keys"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldSecretRef, Class: StoredSecret, // azure NewClient → tokenCredentialFromSecret, sharedCredentialFromSecret, sasTokenFromSecret
+	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // azure NewClient → tokenCredentialFromSecret, sharedCredentialFromSecret, sasTokenFromSecret
 		Reads: "service principal secret or certificate, account key or SAS; a clientId alone picks the controller's managed identity",
 		Short: "Azure keys or a SAS"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldSecretRef, Class: StoredSecret, // gcp NewClient → staticCredentialsOption: serviceaccount key JSON
+	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // gcp NewClient → staticCredentialsOption: serviceaccount key JSON
 		Reads: "Google service account key (serviceaccount)", Short: "a service account key"},
 	// The CRD's rules allow spec.sts.secretRef and spec.sts.certSecretRef with the generic provider only (sts
 	// provider ldap); for the others they never reach the webhook.
@@ -352,10 +355,14 @@ func Uses(s Source) []Use {
 			add(f.field, f.ref)
 		}
 	}
+	secretWins := false
+	for _, u := range uses {
+		secretWins = secretWins || u.Row.WinsOverIdentity
+	}
 	switch {
 	case s.ServiceAccountName != "":
 		add(FieldServiceAccountName, s.ServiceAccountName)
-	case provider != ProviderGeneric:
+	case provider != ProviderGeneric && !secretWins:
 		add(FieldNoServiceAccount, "")
 	}
 	if s.Kind == helm && s.Provider != "" && provider != ProviderGeneric {

@@ -54,6 +54,14 @@ func TestUses(t *testing.T) {
 			src:  Source{Kind: oci, Provider: ProviderAWS, ServiceAccountName: "sa", SecretRef: "regcred"},
 			want: []use{{FieldSecretRef, StoredSecret}, {FieldServiceAccountName, ObjectIdentity}},
 		},
+		"a Bucket's static keys win over its provider: no identity, the controller's included, is used": {
+			src:  Source{Kind: bucket, Provider: ProviderAWS, SecretRef: "keys"},
+			want: []use{{FieldSecretRef, StoredSecret}},
+		},
+		"an OCIRepository's pull secret keeps the provider from being asked": {
+			src:  Source{Kind: oci, Provider: ProviderGCP, SecretRef: "regcred"},
+			want: []use{{FieldSecretRef, StoredSecret}},
+		},
 		"a generic OCIRepository's ServiceAccount lends only its pull secrets": {
 			src:  Source{Kind: oci, ServiceAccountName: "sa"},
 			want: []use{{FieldServiceAccountName, PullSecrets}},
