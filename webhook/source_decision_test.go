@@ -265,8 +265,8 @@ func TestEvaluateSource(t *testing.T) {
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
 				fields:   []string{"no-static-registry-credentials spec.provider"},
-				messages: []string{"[no-static-registry-credentials] provider azure on a HelmRepository borrows " +
-					"source-controller's identity"},
+				messages: []string{"[no-static-registry-credentials] spec.provider: use OCIRepository, provider: azure, " +
+					"serviceAccountName: flux-source"},
 				enforceAns: SourceWarned,
 			},
 		},
@@ -507,6 +507,84 @@ mandates:
 			var got []string
 			for _, v := range EvaluateSource(p, tc.obj, sourceNow).Violations {
 				got = append(got, v.Message)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("messages =\n  %q\nwant\n  %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestControllerIdentityUnderFluxsLockdown(t *testing.T) {
+	const doc = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+flux:
+  namespaces: [flux-system, flux-tenants]
+  defaultServiceAccount: %s
+identities:
+  - name: tenant-aws
+    namespaces: ["team-*"]
+    serviceAccounts: [flux-default]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/tenant"}
+mandates:
+  - name: tenants
+    namespaces: ["team-*", flux-tenants]
+  - name: relaxed
+    namespaces: [relaxed]
+    allowControllerIdentity: true
+`
+	tests := map[string]struct {
+		lockdown string
+		obj      fluxauth.Source
+		want     []string
+	}{
+		"without the lockdown, a provider without a ServiceAccount borrows the controller's identity": {
+			lockdown: `""`,
+			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Provider: "aws", Address: ecrURL},
+			want: []string{"[tenants] spec.serviceAccountName unset: provider aws borrows source-controller's identity: " +
+				"set it to flux-default"},
+		},
+		"with the lockdown, Flux uses the default ServiceAccount of the namespace: mapped, it is compliant": {
+			lockdown: "flux-default",
+			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Provider: "aws", Address: ecrURL},
+		},
+		"with the lockdown, an unmapped default ServiceAccount is the violation": {
+			lockdown: "builder",
+			obj:      fluxauth.Source{Kind: "Bucket", Namespace: "team-a", Provider: "aws", Address: s3Endpoint},
+			want: []string{"[tenants] --default-service-account builder has no identity here: " +
+				"set spec.serviceAccountName: flux-default"},
+		},
+		"with the lockdown, a default ServiceAccount of another cloud is the violation": {
+			lockdown: "flux-default",
+			obj:      fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Provider: "azure", Address: "tenants.azurecr.io/app"},
+			want:     []string{"[tenants] spec.provider: azure does not fit identity tenant-aws (aws): map a ServiceAccount to an azure identity"},
+		},
+		"the lockdown does not reach an oci HelmRepository: it always borrows source-controller's identity": {
+			lockdown: "flux-default",
+			obj: fluxauth.Source{Kind: "HelmRepository", HelmType: "oci", Namespace: "team-a", Provider: "aws",
+				Address: "oci://111122223333.dkr.ecr.eu-west-1.amazonaws.com/charts"},
+			want: []string{"[tenants] spec.provider: use an OCIRepository with spec.provider: aws, " +
+				"spec.serviceAccountName: flux-default"},
+		},
+		"a second Flux namespace is Flux's own too": {
+			lockdown: `""`,
+			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "flux-tenants", Provider: "aws", Address: ecrURL},
+		},
+		"a mandate that allows controller identity lets it be": {
+			lockdown: `""`,
+			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "relaxed", Provider: "aws", Address: ecrURL},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, err := policy.Parse("lockdown.yaml", []byte(fmt.Sprintf(doc, tc.lockdown)), sourceNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, v := range EvaluateSource(p, tc.obj, sourceNow).Violations {
+				got = append(got, v.Message)
+				checkMessage(t, v, tc.obj)
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("messages =\n  %q\nwant\n  %q", got, tc.want)

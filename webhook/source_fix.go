@@ -235,7 +235,12 @@ func (fx *fixer) controllerIdentity() []string {
 	s := fx.s
 	provider := s.EffectiveProvider()
 	if s.Kind == sourcev1.HelmRepositoryKind {
-		return fitted("provider "+provider+" on a HelmRepository borrows "+fx.controller+"'s identity", fx.identityPath())
+		fixes := fx.identityPath()
+		out := fitted("provider "+provider+" on a HelmRepository borrows "+fx.controller+"'s identity", fixes)
+		for _, f := range fixes {
+			out = append(out[:len(out)-1], fluxauth.FieldProvider+": "+f, out[len(out)-1])
+		}
+		return out
 	}
 	problem := "spec.serviceAccountName unset: provider " + provider + " borrows " + fx.controller + "'s identity"
 	account, m, mapped := fx.account(fx.cloud)
@@ -268,7 +273,7 @@ func (fx *fixer) checkAccount(m *policy.Mandate, account string, lockdownDefault
 func (fx *fixer) unmapped(account string, lockdownDefault bool) []string {
 	what := "spec.serviceAccountName " + account
 	if lockdownDefault {
-		what = "the default ServiceAccount " + account + " (--default-service-account)"
+		what = "--default-service-account " + account
 	}
 	problem := what + " has no identity here"
 	cloud := fx.s.EffectiveProvider()
@@ -298,7 +303,7 @@ func (fx *fixer) wrongCloud(match policy.Match) []string {
 			return []string{problem + ": " + use + suffix(m), problem + ": " + use,
 				"spec.serviceAccountName has another cloud's identity: " + use}
 		}
-		return []string{problem + ": map a ServiceAccount to a " + fx.cloud + " identity",
+		return []string{problem + ": map a ServiceAccount to " + aCloud(fx.cloud) + " identity",
 			"spec.serviceAccountName has another cloud's identity"}
 	}
 	set := "set spec.provider: " + cloud
