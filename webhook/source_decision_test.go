@@ -592,3 +592,26 @@ mandates:
 		})
 	}
 }
+
+func TestFixesPointAtAGlobWhenNoServiceAccountIsNamedLiterally(t *testing.T) {
+	p, err := policy.Parse("glob.yaml", []byte(`apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+identities:
+  - name: tenants
+    namespaces: ["team-*"]
+    serviceAccounts: ["flux-*"]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/tenants/{namespace}.{serviceAccount}"}
+mandates:
+  - name: m
+    namespaces: ["team-*"]
+`), sourceNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := EvaluateSource(p, fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Name: "app", SecretRef: "s",
+		Address: ecrURL}, sourceNow)
+	want := "[m] drop spec.secretRef, set spec.provider: aws, spec.serviceAccountName: one of flux-* (identity tenants)"
+	if len(d.Violations) != 1 || d.Violations[0].Message != want {
+		t.Errorf("violations = %+v, want one with %q", d.Violations, want)
+	}
+}

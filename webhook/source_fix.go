@@ -41,7 +41,7 @@ func newFixer(p *policy.Policy, s fluxauth.Source) *fixer {
 }
 
 // account finds a ServiceAccount of the object's namespace that the policy maps to an identity of cloud: the object's
-// own when it is, else the first one named literally in the policy.
+// own when it is, else the first one named literally in the policy, else "one of PATTERN" for a glob that maps there.
 func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 	ns := fx.s.Namespace
 	if sa := fx.s.ServiceAccountName; sa != "" {
@@ -49,19 +49,28 @@ func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 			return sa, m, true
 		}
 	}
-	for i := range fx.p.Spec.Identities {
-		id := &fx.p.Spec.Identities[i]
-		for _, sa := range id.ServiceAccounts {
-			if strings.ContainsAny(sa, "*?") {
-				continue
-			}
-			if m, ok := fx.p.IdentityFor(ns, sa); ok && m.Identity == id && string(m.Cloud) == cloud {
-				return sa, m, true
+	for _, globs := range []bool{false, true} {
+		for i := range fx.p.Spec.Identities {
+			id := &fx.p.Spec.Identities[i]
+			for _, sa := range id.ServiceAccounts {
+				if strings.ContainsAny(sa, "*?") != globs {
+					continue
+				}
+				name, shown := sa, sa
+				if globs { // a name the glob matches stands for it
+					name, shown = globSample.Replace(sa), "one of "+sa
+				}
+				if m, ok := fx.p.IdentityFor(ns, name); ok && m.Identity == id && string(m.Cloud) == cloud {
+					return shown, m, true
+				}
 			}
 		}
 	}
 	return "", policy.Match{}, false
 }
+
+// globSample turns a ServiceAccount glob into a name it matches.
+var globSample = strings.NewReplacer("*", "x", "?", "x")
 
 // canUse says whether the kind has a provider for the cloud: Git has aws (CodeCommit) and azure (Azure DevOps) only.
 func (fx *fixer) canUse(cloud string) bool {
