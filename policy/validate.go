@@ -8,6 +8,8 @@ import (
 	"time"
 
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 )
 
 // Formats checked at load time. Placeholders ({namespace}, {serviceAccount}) are replaced by a sample name before a
@@ -116,7 +118,7 @@ func validateAWS(a *AWS, path string, errs *findings) {
 	case !distinctRoleName(a.RoleARN, path+".roleARN", errs):
 	}
 	if a.Audience == "" {
-		a.Audience = "sts.amazonaws.com"
+		a.Audience = keys.AWSDefaultAudience
 	} else if !audience.MatchString(a.Audience) {
 		errs.add(path+".audience", "must be a non-empty audience without spaces")
 	}

@@ -6,6 +6,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -41,7 +42,7 @@ func effectiveMode(m, server policy.Mode) policy.Mode {
 func (v verdict) answer(server policy.Mode, count countedHandler) admission.Response {
 	resp := v.response(server, count)
 	if v.identity != "" {
-		resp.AuditAnnotations = map[string]string{AuditIdentity: v.identity}
+		resp.AuditAnnotations = map[string]string{keys.AuditIdentity: v.identity}
 	}
 	if len(v.violations) > 0 {
 		mode := effectiveMode(v.mode, server)

@@ -7,6 +7,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -36,7 +37,7 @@ func evaluateDeployment(p *policy.Policy, namespace string, d *deploymentView) v
 	if !mapped || m.Cloud != policy.CloudAzure || m.Identity.Injection == policy.InjectionFull {
 		return verdict{}
 	}
-	want := map[string]string{LabelAzureUse: "true"}
+	want := map[string]string{keys.LabelAzureUse: "true"}
 	v := verdict{identity: m.Identity.Name}
 	v.patch = setMetadata(nil, "/spec/template", tmpl.Metadata, nil, want)
 	return v

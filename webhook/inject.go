@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -17,18 +18,6 @@ import (
 // ServiceAccount token volume, its mount and the SDK environment, on every container and init container (native
 // sidecars included) that is not skipped. It never overrides an env var or mount the user set and never injects twice:
 // "already injected" is detected by env names and mount paths, never by volume names.
-
-// GCP full injection (outside GKE): the SDK reads an external_account credential configuration whose token file is a
-// projected token. The configuration is delivered without any RBAC through the same projected volume, from a pod
-// annotation, by the downward API.
-const (
-	AnnotationGCPCredentialConfig = "fluxidentity.dev/gcp-credential-config"
-	GCPVolume                     = "gcp-workload-identity"
-	GCPMountPath                  = "/var/run/secrets/fluxidentity.dev/gcp"
-	GCPTokenPath                  = "token"
-	GCPCredentialConfigPath       = "credential-configuration.json"
-	GCPTokenSeconds               = 3600
-)
 
 // injection is what one cloud adds to a pod.
 type injection struct {
@@ -59,53 +48,53 @@ func awsInjection(m policy.Match, pod *podView) injection {
 	a := m.Identity.AWS
 	audience := a.Audience
 	if audience == "" {
-		audience = AWSDefaultAudience
+		audience = keys.AWSDefaultAudience
 	}
-	seconds := int64(AWSDefaultTokenSeconds)
+	seconds := int64(keys.AWSDefaultTokenSeconds)
 	if a.TokenExpirationSeconds != nil {
 		seconds = *a.TokenExpirationSeconds
 	}
-	tokenFile := path.Join(AWSTokenMountPath, AWSTokenPath)
+	tokenFile := path.Join(keys.AWSTokenMountPath, keys.AWSTokenPath)
 	return injection{
-		volume:    tokenVolume(AWSTokenVolume, audience, seconds, AWSTokenPath),
-		mountPath: AWSTokenMountPath,
-		skip:      splitNames(metaOf(pod.Metadata).Annotations[AnnotationAWSSkipContainers], ","),
+		volume:    tokenVolume(keys.AWSTokenVolume, audience, seconds, keys.AWSTokenPath),
+		mountPath: keys.AWSTokenMountPath,
+		skip:      splitNames(metaOf(pod.Metadata).Annotations[keys.AnnotationAWSSkipContainers], ","),
 		env: func(c *containerView) ([]corev1.EnvVar, bool) {
 			var env []corev1.EnvVar
 			// Like the EKS webhook: a container that names its own role or token file keeps them.
-			ownIdentity := c.hasEnv(EnvAWSRoleARN) || c.hasEnv(EnvAWSWebIdentityTokenFile)
+			ownIdentity := c.hasEnv(keys.EnvAWSRoleARN) || c.hasEnv(keys.EnvAWSWebIdentityTokenFile)
 			if !ownIdentity {
-				env = append(env, corev1.EnvVar{Name: EnvAWSRoleARN, Value: m.RoleARN},
-					corev1.EnvVar{Name: EnvAWSWebIdentityTokenFile, Value: tokenFile})
+				env = append(env, corev1.EnvVar{Name: keys.EnvAWSRoleARN, Value: m.RoleARN},
+					corev1.EnvVar{Name: keys.EnvAWSWebIdentityTokenFile, Value: tokenFile})
 			}
-			if a.STSRegionalEndpoints != nil && *a.STSRegionalEndpoints && !c.hasEnv(EnvAWSSTSRegionalEndpoints) {
-				env = append(env, corev1.EnvVar{Name: EnvAWSSTSRegionalEndpoints, Value: "regional"})
+			if a.STSRegionalEndpoints != nil && *a.STSRegionalEndpoints && !c.hasEnv(keys.EnvAWSSTSRegionalEndpoints) {
+				env = append(env, corev1.EnvVar{Name: keys.EnvAWSSTSRegionalEndpoints, Value: "regional"})
 			}
-			if a.Region != "" && !c.hasEnv(EnvAWSRegion) && !c.hasEnv(EnvAWSDefaultRegion) {
-				env = append(env, corev1.EnvVar{Name: EnvAWSRegion, Value: a.Region},
-					corev1.EnvVar{Name: EnvAWSDefaultRegion, Value: a.Region})
+			if a.Region != "" && !c.hasEnv(keys.EnvAWSRegion) && !c.hasEnv(keys.EnvAWSDefaultRegion) {
+				env = append(env, corev1.EnvVar{Name: keys.EnvAWSRegion, Value: a.Region},
+					corev1.EnvVar{Name: keys.EnvAWSDefaultRegion, Value: a.Region})
 			}
-			return env, !ownIdentity && !c.hasMountAt(AWSTokenMountPath)
+			return env, !ownIdentity && !c.hasMountAt(keys.AWSTokenMountPath)
 		},
 	}
 }
 
 func azureInjection(m policy.Match, pod *podView) injection {
 	a := m.Identity.Azure
-	seconds := int64(AzureDefaultTokenSeconds)
+	seconds := int64(keys.AzureDefaultTokenSeconds)
 	if a.TokenExpirationSeconds != nil {
 		seconds = *a.TokenExpirationSeconds
 	}
 	want := []corev1.EnvVar{
-		{Name: EnvAzureClientID, Value: a.ClientID},
-		{Name: EnvAzureTenantID, Value: a.TenantID},
-		{Name: EnvAzureFederatedTokenFile, Value: path.Join(AzureTokenMountPath, AzureTokenPath)},
-		{Name: EnvAzureAuthorityHost, Value: AzureDefaultAuthorityHost},
+		{Name: keys.EnvAzureClientID, Value: a.ClientID},
+		{Name: keys.EnvAzureTenantID, Value: a.TenantID},
+		{Name: keys.EnvAzureFederatedTokenFile, Value: path.Join(keys.AzureTokenMountPath, keys.AzureTokenPath)},
+		{Name: keys.EnvAzureAuthorityHost, Value: keys.AzureDefaultAuthorityHost},
 	}
 	return injection{
-		volume:    tokenVolume(AzureTokenVolume, AzureAudience, seconds, AzureTokenPath),
-		mountPath: AzureTokenMountPath,
-		skip:      splitNames(metaOf(pod.Metadata).Annotations[AnnotationAzureSkipContainers], ";"),
+		volume:    tokenVolume(keys.AzureTokenVolume, keys.AzureAudience, seconds, keys.AzureTokenPath),
+		mountPath: keys.AzureTokenMountPath,
+		skip:      splitNames(metaOf(pod.Metadata).Annotations[keys.AnnotationAzureSkipContainers], ";"),
 		env: func(c *containerView) ([]corev1.EnvVar, bool) {
 			var env []corev1.EnvVar
 			for _, e := range want {
@@ -113,8 +102,8 @@ func azureInjection(m policy.Match, pod *podView) injection {
 					env = append(env, e)
 				}
 			}
-			mounted := c.hasMountAt(AzureTokenMountPath) || c.hasMountAt(AzureLegacyTokenMountPath)
-			return env, !mounted && !c.hasEnv(EnvAzureFederatedTokenFile)
+			mounted := c.hasMountAt(keys.AzureTokenMountPath) || c.hasMountAt(keys.AzureLegacyTokenMountPath)
+			return env, !mounted && !c.hasEnv(keys.EnvAzureFederatedTokenFile)
 		},
 	}
 }
@@ -143,29 +132,29 @@ func gcpInjection(m policy.Match, pod *podView) (injection, error) {
 		TokenURL:         "https://sts.googleapis.com/v1/token",
 		ServiceAccountImpersonationURL: "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/" +
 			m.GCPServiceAccount + ":generateAccessToken",
-		CredentialSource: gcpCredentialSource{File: path.Join(GCPMountPath, GCPTokenPath)},
+		CredentialSource: gcpCredentialSource{File: path.Join(keys.GCPMountPath, keys.GCPTokenPath)},
 	})
 	if err != nil {
 		return injection{}, err
 	}
-	vol := tokenVolume(GCPVolume, audience, GCPTokenSeconds, GCPTokenPath)
+	vol := tokenVolume(keys.GCPVolume, audience, keys.GCPTokenSeconds, keys.GCPTokenPath)
 	vol.Projected.Sources = append(vol.Projected.Sources, corev1.VolumeProjection{
 		DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
-			Path:     GCPCredentialConfigPath,
-			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationGCPCredentialConfig + "']"},
+			Path:     keys.GCPCredentialConfigPath,
+			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + keys.AnnotationGCPCredentialConfig + "']"},
 		}}},
 	})
-	credentials := path.Join(GCPMountPath, GCPCredentialConfigPath)
+	credentials := path.Join(keys.GCPMountPath, keys.GCPCredentialConfigPath)
 	return injection{
 		volume:      vol,
-		mountPath:   GCPMountPath,
-		annotations: map[string]string{AnnotationGCPCredentialConfig: string(config)},
+		mountPath:   keys.GCPMountPath,
+		annotations: map[string]string{keys.AnnotationGCPCredentialConfig: string(config)},
 		env: func(c *containerView) ([]corev1.EnvVar, bool) {
-			if c.hasEnv(EnvGoogleApplicationCredentials) {
+			if c.hasEnv(keys.EnvGoogleApplicationCredentials) {
 				return nil, false // the container brings its own credentials
 			}
-			return []corev1.EnvVar{{Name: EnvGoogleApplicationCredentials, Value: credentials}},
-				!c.hasMountAt(GCPMountPath)
+			return []corev1.EnvVar{{Name: keys.EnvGoogleApplicationCredentials, Value: credentials}},
+				!c.hasMountAt(keys.GCPMountPath)
 		},
 	}, nil
 }

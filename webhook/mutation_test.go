@@ -14,6 +14,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -140,18 +141,18 @@ func TestServiceAccountMutation(t *testing.T) {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"source-controller"}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system.source-controller",
-				AnnotationAWSSTSRegionalEndpoints: "true",
-				AnnotationAWSTokenExpiration:      "3600",
-				AnnotationIdentity:                "aws-full",
+				keys.AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system.source-controller",
+				keys.AnnotationAWSSTSRegionalEndpoints: "true",
+				keys.AnnotationAWSTokenExpiration:      "3600",
+				keys.AnnotationIdentity:                "aws-full",
 			},
 		},
 		"a custom audience is written, and unrelated annotations and labels are kept": {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"kustomize-controller","annotations":{"team":"a"},"labels":{"x":"y"}}}`,
 			wantAnnotations: map[string]string{
-				"team": "a", AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize",
-				AnnotationAWSAudience: "sts.example.com", AnnotationIdentity: "aws-annotate",
+				"team": "a", keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize",
+				keys.AnnotationAWSAudience: "sts.example.com", keys.AnnotationIdentity: "aws-annotate",
 			},
 			wantLabels: map[string]string{"x": "y"},
 		},
@@ -159,48 +160,48 @@ func TestServiceAccountMutation(t *testing.T) {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"kustomize-controller","annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::999999999999:role/admin"}}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize", AnnotationAWSAudience: "sts.example.com",
-				AnnotationIdentity: "aws-annotate",
+				keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize", keys.AnnotationAWSAudience: "sts.example.com",
+				keys.AnnotationIdentity: "aws-annotate",
 			},
 		},
 		"a mapped Azure ServiceAccount gets both IDs and the use label": {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"helm-controller","labels":{}}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAzureClientID: "00000000-0000-0000-0000-000000000001",
-				AnnotationAzureTenantID: "00000000-0000-0000-0000-0000000000aa", AnnotationIdentity: "azure-annotate",
+				keys.AnnotationAzureClientID: "00000000-0000-0000-0000-000000000001",
+				keys.AnnotationAzureTenantID: "00000000-0000-0000-0000-0000000000aa", keys.AnnotationIdentity: "azure-annotate",
 			},
-			wantLabels: map[string]string{LabelAzureUse: "true"},
+			wantLabels: map[string]string{keys.LabelAzureUse: "true"},
 		},
 		"an Azure token lifetime from the policy is written": {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"image-reflector-controller"}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAzureClientID: "00000000-0000-0000-0000-000000000002",
-				AnnotationAzureTenantID: "00000000-0000-0000-0000-0000000000aa", AnnotationAzureTokenExpiration: "7200",
-				AnnotationIdentity: "azure-full",
+				keys.AnnotationAzureClientID: "00000000-0000-0000-0000-000000000002",
+				keys.AnnotationAzureTenantID: "00000000-0000-0000-0000-0000000000aa", keys.AnnotationAzureTokenExpiration: "7200",
+				keys.AnnotationIdentity: "azure-full",
 			},
-			wantLabels: map[string]string{LabelAzureUse: "true"},
+			wantLabels: map[string]string{keys.LabelAzureUse: "true"},
 		},
 		"a mapped GCP ServiceAccount gets the Google service account and the provider": {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"image-automation-controller"}}`,
 			wantAnnotations: map[string]string{
-				AnnotationGCPServiceAccount: "flux-images@my-project.iam.gserviceaccount.com",
-				AnnotationGCPWorkloadIdentityProvider: "projects/123456789/locations/global/workloadIdentityPools/" +
+				keys.AnnotationGCPServiceAccount: "flux-images@my-project.iam.gserviceaccount.com",
+				keys.AnnotationGCPWorkloadIdentityProvider: "projects/123456789/locations/global/workloadIdentityPools/" +
 					"flux-pool/providers/flux-prov",
-				AnnotationIdentity: "gcp-full",
+				keys.AnnotationIdentity: "gcp-full",
 			},
 		},
 		"a cloud key the identity does not grant is a violation in the namespace's mode": {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"helm-controller","annotations":{"iam.gke.io/gcp-service-account":"x@y.iam.gserviceaccount.com"}}}`,
 			wantAnnotations: map[string]string{
-				AnnotationGCPServiceAccount: "x@y.iam.gserviceaccount.com",
-				AnnotationAzureClientID:     "00000000-0000-0000-0000-000000000001",
-				AnnotationAzureTenantID:     "00000000-0000-0000-0000-0000000000aa", AnnotationIdentity: "azure-annotate",
+				keys.AnnotationGCPServiceAccount: "x@y.iam.gserviceaccount.com",
+				keys.AnnotationAzureClientID:     "00000000-0000-0000-0000-000000000001",
+				keys.AnnotationAzureTenantID:     "00000000-0000-0000-0000-0000000000aa", keys.AnnotationIdentity: "azure-annotate",
 			},
-			wantLabels:     map[string]string{LabelAzureUse: "true"},
+			wantLabels:     map[string]string{keys.LabelAzureUse: "true"},
 			wantViolations: []string{"[azure-annotate] annotation iam.gke.io/gcp-service-account is not granted by this identity: remove it (azure identity)"},
 			wantMode:       policy.ModeEnforce,
 		},
@@ -208,23 +209,23 @@ func TestServiceAccountMutation(t *testing.T) {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"source-controller","annotations":{"eks.amazonaws.com/audience":"sts.amazonaws.com"}}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAWSAudience:             "sts.amazonaws.com",
-				AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system.source-controller",
-				AnnotationAWSSTSRegionalEndpoints: "true", AnnotationAWSTokenExpiration: "3600",
-				AnnotationIdentity: "aws-full",
+				keys.AnnotationAWSAudience:             "sts.amazonaws.com",
+				keys.AnnotationAWSRoleARN:              "arn:aws:iam::111122223333:role/flux-flux-system.source-controller",
+				keys.AnnotationAWSSTSRegionalEndpoints: "true", keys.AnnotationAWSTokenExpiration: "3600",
+				keys.AnnotationIdentity: "aws-full",
 			},
 		},
 		"an unmapped ServiceAccount setting a role ARN in a policy namespace is a violation": {
 			namespace:       "flux-system",
 			input:           `{"metadata":{"name":"intruder","annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::111122223333:role/kustomize"}}}`,
-			wantAnnotations: map[string]string{AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize"},
+			wantAnnotations: map[string]string{keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize"},
 			wantViolations:  []string{"[ownership] annotation eks.amazonaws.com/role-arn is reserved: remove it (no identity maps flux-system/intruder)"},
 			wantMode:        policy.ModeEnforce,
 		},
 		"glob namespaces own in the mode of their entry (warn)": {
 			namespace:       "team-b",
 			input:           `{"metadata":{"name":"app","annotations":{"azure.workload.identity/client-id":"00000000-0000-0000-0000-000000000003"}}}`,
-			wantAnnotations: map[string]string{AnnotationAzureClientID: "00000000-0000-0000-0000-000000000003"},
+			wantAnnotations: map[string]string{keys.AnnotationAzureClientID: "00000000-0000-0000-0000-000000000003"},
 			wantViolations:  []string{"[ownership] annotation azure.workload.identity/client-id is reserved: remove it (no identity maps team-b/app)"},
 			wantMode:        policy.ModeWarn,
 		},
@@ -232,20 +233,20 @@ func TestServiceAccountMutation(t *testing.T) {
 			namespace: "team-b",
 			input:     `{"metadata":{"name":"flux-source"}}`,
 			wantAnnotations: map[string]string{
-				AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/tenant-team-b", AnnotationIdentity: "tenants",
+				keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/tenant-team-b", keys.AnnotationIdentity: "tenants",
 			},
 		},
 		"a namespace named only by a mandate is owned in enforce mode": {
 			namespace:       "sealed",
 			input:           `{"metadata":{"name":"x","annotations":{"fluxidentity.dev/identity":"aws-full"}}}`,
-			wantAnnotations: map[string]string{AnnotationIdentity: "aws-full"},
+			wantAnnotations: map[string]string{keys.AnnotationIdentity: "aws-full"},
 			wantViolations:  []string{"[ownership] annotation fluxidentity.dev/identity is reserved: remove it (no identity maps sealed/x)"},
 			wantMode:        policy.ModeEnforce,
 		},
 		"namespaces the policy does not name are left alone": {
 			namespace:       "elsewhere",
 			input:           `{"metadata":{"name":"source-controller","annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::999999999999:role/x"}}}`,
-			wantAnnotations: map[string]string{AnnotationAWSRoleARN: "arn:aws:iam::999999999999:role/x"},
+			wantAnnotations: map[string]string{keys.AnnotationAWSRoleARN: "arn:aws:iam::999999999999:role/x"},
 		},
 	}
 	for name, tc := range tests {
@@ -293,12 +294,12 @@ func TestDeploymentTemplateLabel(t *testing.T) {
 		"an Azure annotate Deployment gets the use label on its pod template": {
 			namespace:  "flux-system",
 			input:      `{"spec":{"selector":{"matchLabels":{"app":"helm"}},"template":{"metadata":{"labels":{"app":"helm"}},"spec":{"serviceAccountName":"helm-controller"}}}}`,
-			wantLabels: map[string]string{"app": "helm", LabelAzureUse: "true"},
+			wantLabels: map[string]string{"app": "helm", keys.LabelAzureUse: "true"},
 		},
 		"a template without metadata gets it": {
 			namespace:  "team-a",
 			input:      `{"spec":{"template":{"spec":{"serviceAccountName":"flux-source"}}}}`,
-			wantLabels: map[string]string{LabelAzureUse: "true"},
+			wantLabels: map[string]string{keys.LabelAzureUse: "true"},
 		},
 		"an AWS Deployment is left alone": {
 			namespace:  "flux-system",

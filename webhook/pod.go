@@ -7,6 +7,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -40,7 +41,7 @@ func podIsMapped(p *policy.Policy, namespace string, r *podRouting) bool {
 	return mapped
 }
 
-// evaluatePod decides about a pod in namespace. A pod whose ServiceAccount is mapped gets AnnotationIdentity; with
+// evaluatePod decides about a pod in namespace. A pod whose ServiceAccount is mapped gets keys.AnnotationIdentity; with
 // injection annotate, Azure pods get the label the Azure webhook selects on; with injection full, the cloud's token
 // volume, mounts and environment (a GCP identity has full injection only with a workload identity provider: the
 // policy refuses it otherwise). Pods never violate anything: what they may use is decided on their ServiceAccount.
@@ -49,7 +50,7 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 	if !mapped {
 		return verdict{}, nil
 	}
-	annotations := map[string]string{AnnotationIdentity: m.Identity.Name}
+	annotations := map[string]string{keys.AnnotationIdentity: m.Identity.Name}
 	var labels map[string]string
 	var inj injection
 	switch {
@@ -63,7 +64,7 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 		}
 	case m.Cloud == policy.CloudAzure:
 		// Only in annotate mode: with full injection the Azure webhook must not inject a second time.
-		labels = map[string]string{LabelAzureUse: "true"}
+		labels = map[string]string{keys.LabelAzureUse: "true"}
 	}
 	v := verdict{identity: m.Identity.Name}
 	v.patch = setMetadata(nil, "", pod.Metadata, annotations, labels)

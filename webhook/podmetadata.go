@@ -12,23 +12,9 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
-
-// OwnedPodAnnotationPrefix marks the pod annotations this webhook owns: it writes them at pod creation
-// (AnnotationIdentity on every mapped pod, AnnotationGCPCredentialConfig with full GCP injection) and nothing may
-// add, change or remove them afterwards. The GCP one is live: a downward-API volume projects it into the containers as
-// the external_account credential configuration and the kubelet follows its changes, so rewriting it would point the
-// Google SDK at another token exchange. The whole prefix is owned, not only today's two keys, because the domain is
-// this project's and a key added later is protected from the start.
-//
-// Nothing else on a pod is owned. LabelAzureUse (annotate mode) and the clouds' pod annotations (skip-containers,
-// token expiration) are read by the clouds' webhooks only at pod creation (Azure/azure-workload-identity registers
-// podMutator in pkg/webhook/webhook.go with verbs=create; aws/amazon-eks-pod-identity-webhook's
-// deploy/mutatingwebhook.yaml with operations [CREATE]), into a pod spec that is immutable afterwards, so changing them
-// on a running pod changes no credential; and they are public keys that users and the clouds' tooling set on pods
-// this policy never mapped, whose updates the webhook has no reason to refuse.
-const OwnedPodAnnotationPrefix = "fluxidentity.dev/"
 
 // ownershipRule labels pod metadata violations in messages, metrics and the audit log, as it does for unmapped
 // ServiceAccounts: no policy entry is involved.
@@ -106,8 +92,8 @@ func decodeMetadata(what string, raw []byte) (*objectMeta, error) {
 // removed is a violation; the check is always enforced, so only --mode=warn turns it into a warning. Messages name the
 // key, never its value.
 func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) verdict {
-	keys := changedOwnedAnnotations(old.Annotations, new.Annotations)
-	if len(keys) == 0 {
+	changed := changedOwnedAnnotations(old.Annotations, new.Annotations)
+	if len(changed) == 0 {
 		return verdict{}
 	}
 	v := verdict{mode: policy.ModeEnforce, kind: "Pod", namespace: namespace, rule: ownershipRule}
@@ -117,7 +103,7 @@ func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) v
 	if binding {
 		fix = ", not by a binding"
 	}
-	for _, k := range keys {
+	for _, k := range changed {
 		v.violations = append(v.violations,
 			message(ownershipRule, "annotation "+k+" is set by the webhook at pod creation"+fix, ""))
 	}
@@ -127,17 +113,17 @@ func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) v
 // changedOwnedAnnotations returns, sorted, the owned annotation keys that are in one map and not the other or differ
 // between them. A nil map is an empty one.
 func changedOwnedAnnotations(old, new map[string]string) []string {
-	var keys []string
+	var changed []string
 	for k, v := range new {
-		if ov, ok := old[k]; strings.HasPrefix(k, OwnedPodAnnotationPrefix) && (!ok || ov != v) {
-			keys = append(keys, k)
+		if ov, ok := old[k]; strings.HasPrefix(k, keys.OwnedPodAnnotationPrefix) && (!ok || ov != v) {
+			changed = append(changed, k)
 		}
 	}
 	for k := range old {
-		if _, ok := new[k]; strings.HasPrefix(k, OwnedPodAnnotationPrefix) && !ok {
-			keys = append(keys, k)
+		if _, ok := new[k]; strings.HasPrefix(k, keys.OwnedPodAnnotationPrefix) && !ok {
+			changed = append(changed, k)
 		}
 	}
-	slices.Sort(keys)
-	return keys
+	slices.Sort(changed)
+	return changed
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -62,7 +63,7 @@ func TestChangedOwnedAnnotationsOnTheSharedCases(t *testing.T) {
 const gcpConfigValue = `{"type":"external_account","token_url":"https://sts.attacker.invalid/v1/token"}`
 
 func TestEvaluatePodMetadata(t *testing.T) {
-	injected := map[string]string{AnnotationIdentity: "automation", AnnotationGCPCredentialConfig: `{"type":"external_account"}`}
+	injected := map[string]string{keys.AnnotationIdentity: "automation", keys.AnnotationGCPCredentialConfig: `{"type":"external_account"}`}
 	with := func(m map[string]string, k, v string) map[string]string {
 		out := map[string]string{}
 		for key, val := range m {
@@ -82,14 +83,14 @@ func TestEvaluatePodMetadata(t *testing.T) {
 		want     []string
 	}{
 		{"a rewritten GCP credential configuration is denied, naming the key and not the value", false,
-			injected, with(injected, AnnotationGCPCredentialConfig, gcpConfigValue),
+			injected, with(injected, keys.AnnotationGCPCredentialConfig, gcpConfigValue),
 			[]string{"[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation: recreate the pod"}},
 		{"every changed owned key is a violation, in key order", false,
 			injected, nil, []string{
 				"[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation: recreate the pod",
 				"[ownership] annotation fluxidentity.dev/identity is set by the webhook at pod creation: recreate the pod"}},
 		{"a binding carrying an owned key is told that bindings may not set it", true,
-			nil, map[string]string{AnnotationGCPCredentialConfig: gcpConfigValue},
+			nil, map[string]string{keys.AnnotationGCPCredentialConfig: gcpConfigValue},
 			[]string{"[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation, not by a binding"}},
 		{"an unrelated change is no violation", false,
 			injected, with(injected, "team", "b"), nil},
@@ -139,8 +140,8 @@ func podMetadataRequest(t *testing.T, op admissionv1.Operation, kind, subResourc
 }
 
 func TestPodMetadataValidatorAnswers(t *testing.T) {
-	owned := map[string]string{AnnotationIdentity: "automation", AnnotationGCPCredentialConfig: `{"type":"external_account"}`}
-	rewritten := map[string]string{AnnotationIdentity: "automation", AnnotationGCPCredentialConfig: gcpConfigValue}
+	owned := map[string]string{keys.AnnotationIdentity: "automation", keys.AnnotationGCPCredentialConfig: `{"type":"external_account"}`}
+	rewritten := map[string]string{keys.AnnotationIdentity: "automation", keys.AnnotationGCPCredentialConfig: gcpConfigValue}
 	cases := []struct {
 		name        string
 		mode        policy.Mode
@@ -193,7 +194,7 @@ func TestPodMetadataValidatorAnswers(t *testing.T) {
 			if strings.Contains(string(body), "attacker") {
 				t.Errorf("the answer shows the annotation's value: %s", body)
 			}
-			if !c.allowed && !strings.Contains(resp.Result.Message, AnnotationGCPCredentialConfig) {
+			if !c.allowed && !strings.Contains(resp.Result.Message, keys.AnnotationGCPCredentialConfig) {
 				t.Errorf("the denial does not name the key: %s", resp.Result.Message)
 			}
 		})
@@ -202,7 +203,7 @@ func TestPodMetadataValidatorAnswers(t *testing.T) {
 
 func TestPodMetadataValidatorRefusesRequestsWithoutObjects(t *testing.T) {
 	h := Handlers(Options{Policy: staticSource{&policy.Policy{}}, Mode: policy.ModeEnforce})[PathValidatePod]
-	req := podMetadataRequest(t, admissionv1.Update, "Pod", "", nil, map[string]string{AnnotationIdentity: "x"})
+	req := podMetadataRequest(t, admissionv1.Update, "Pod", "", nil, map[string]string{keys.AnnotationIdentity: "x"})
 	req.OldObject.Raw = nil
 	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != http.StatusBadRequest {
 		t.Errorf("an update without its old object: allowed %v code %d, want a 400", resp.Allowed, resp.Result.Code)
@@ -217,8 +218,8 @@ func TestPodMetadataValidatorRefusesRequestsWithoutObjects(t *testing.T) {
 // changedOwnedAnnotations on random maps: nothing changes against itself, the result does not depend on the direction
 // of the change, and it holds exactly the owned keys that are missing on one side or differ.
 func TestChangedOwnedAnnotationsProperties(t *testing.T) {
-	keys := []string{AnnotationIdentity, AnnotationGCPCredentialConfig, "fluxidentity.dev/other", "team",
-		"x.fluxidentity.dev/identity", "fluxidentity.dev.example/a", LabelAzureUse}
+	names := []string{keys.AnnotationIdentity, keys.AnnotationGCPCredentialConfig, "fluxidentity.dev/other", "team",
+		"x.fluxidentity.dev/identity", "fluxidentity.dev.example/a", keys.LabelAzureUse}
 	values := []string{"", "a", "b"}
 	r := rand.New(rand.NewPCG(11, 12))
 	gen := func() map[string]string {
@@ -226,7 +227,7 @@ func TestChangedOwnedAnnotationsProperties(t *testing.T) {
 			return nil
 		}
 		m := map[string]string{}
-		for _, k := range keys {
+		for _, k := range names {
 			if r.IntN(2) == 0 {
 				m[k] = values[r.IntN(len(values))]
 			}
@@ -243,10 +244,10 @@ func TestChangedOwnedAnnotationsProperties(t *testing.T) {
 			t.Fatalf("case %d: %v -> %v gives %v, the reverse %v", i, a, b, ab, ba)
 		}
 		var want []string
-		for _, k := range keys {
+		for _, k := range names {
 			va, ina := a[k]
 			vb, inb := b[k]
-			if strings.HasPrefix(k, OwnedPodAnnotationPrefix) && (ina != inb || va != vb) {
+			if strings.HasPrefix(k, keys.OwnedPodAnnotationPrefix) && (ina != inb || va != vb) {
 				want = append(want, k)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 )
 
 // Property tests: over thousands of generated objects, (1) the patch applies, (2) it changes only paths the webhook
@@ -20,13 +22,13 @@ var (
 	propNamespaces = []string{"flux-system", "flux-system", "flux-system", "team-a", "team-b", "sealed", "other"}
 	propSAs        = []string{"source-controller", "kustomize-controller", "helm-controller", "image-reflector-controller",
 		"notification-controller", "image-automation-controller", "flux-source", "flux-x", "default", ""}
-	propEnvNames = []string{EnvAWSRoleARN, EnvAWSWebIdentityTokenFile, EnvAWSRegion, EnvAWSDefaultRegion,
-		EnvAWSSTSRegionalEndpoints, EnvAzureClientID, EnvAzureTenantID, EnvAzureFederatedTokenFile,
-		EnvAzureAuthorityHost, EnvGoogleApplicationCredentials, "HOME", "HTTPS_PROXY"}
-	propMountPaths = []string{AWSTokenMountPath, AzureTokenMountPath, AzureLegacyTokenMountPath, GCPMountPath, "/data", "/tmp"}
-	propVolumes    = []string{AWSTokenVolume, AzureTokenVolume, GCPVolume, "data", "tmp"}
-	propAnnotKeys  = append(append(slices.Clone(ownedKeys), AnnotationAWSSkipContainers, AnnotationAzureSkipContainers,
-		AnnotationGCPCredentialConfig, "team", "a/b~c"), "")
+	propEnvNames = []string{keys.EnvAWSRoleARN, keys.EnvAWSWebIdentityTokenFile, keys.EnvAWSRegion, keys.EnvAWSDefaultRegion,
+		keys.EnvAWSSTSRegionalEndpoints, keys.EnvAzureClientID, keys.EnvAzureTenantID, keys.EnvAzureFederatedTokenFile,
+		keys.EnvAzureAuthorityHost, keys.EnvGoogleApplicationCredentials, "HOME", "HTTPS_PROXY"}
+	propMountPaths = []string{keys.AWSTokenMountPath, keys.AzureTokenMountPath, keys.AzureLegacyTokenMountPath, keys.GCPMountPath, "/data", "/tmp"}
+	propVolumes    = []string{keys.AWSTokenVolume, keys.AzureTokenVolume, keys.GCPVolume, "data", "tmp"}
+	propAnnotKeys  = append(append(slices.Clone(ownedKeys), keys.AnnotationAWSSkipContainers, keys.AnnotationAzureSkipContainers,
+		keys.AnnotationGCPCredentialConfig, "team", "a/b~c"), "")
 )
 
 func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
@@ -52,9 +54,9 @@ func genAnnotations(r *rand.Rand) map[string]any {
 			continue
 		}
 		switch k {
-		case AnnotationAWSSkipContainers:
+		case keys.AnnotationAWSSkipContainers:
 			out[k] = "c0, c1"
-		case AnnotationAzureSkipContainers:
+		case keys.AnnotationAzureSkipContainers:
 			out[k] = "c1;i0"
 		default:
 			out[k] = fmt.Sprintf("v%d", r.IntN(3))
@@ -96,7 +98,7 @@ func genPod(r *rand.Rand) map[string]any {
 	meta := map[string]any{"name": "p"}
 	maybeMap(r, meta, "annotations", func() map[string]any { return genAnnotations(r) })
 	maybeMap(r, meta, "labels", func() map[string]any {
-		return map[string]any{"app": "x", LabelAzureUse: pick(r, []string{"true", "false"})}
+		return map[string]any{"app": "x", keys.LabelAzureUse: pick(r, []string{"true", "false"})}
 	})
 	spec := map[string]any{}
 	if sa := pick(r, propSAs); sa != "" {
@@ -130,9 +132,9 @@ func genPod(r *rand.Rand) map[string]any {
 // create or append to (volumes, env, volumeMounts).
 var (
 	ownedAnnotation = regexp.MustCompile(`^/metadata/annotations/(.+)$`)
-	ownedLabel      = "/metadata/labels/" + escapeKey(LabelAzureUse)
+	ownedLabel      = "/metadata/labels/" + escapeKey(keys.LabelAzureUse)
 	appendOnly      = regexp.MustCompile(`^/spec/(volumes|(init)?[cC]ontainers/\d+/(env|volumeMounts))$`)
-	webhookKeys     = append(slices.Clone(ownedKeys), AnnotationGCPCredentialConfig)
+	webhookKeys     = append(slices.Clone(ownedKeys), keys.AnnotationGCPCredentialConfig)
 )
 
 // onlyOwnedChanges reports the first change from in to out outside what the webhook owns.

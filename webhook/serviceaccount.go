@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
@@ -55,7 +56,7 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 
 	annotations, labels := ServiceAccountMetadata(m)
 	v.identity, v.rule = m.Identity.Name, m.Identity.Name
-	for _, k := range IdentityAnnotationKeys {
+	for _, k := range keys.IdentityAnnotationKeys {
 		val, set := md.Annotations[k]
 		if !set || annotations[k] != "" || grantedByDefault(m, k, val) {
 			continue
@@ -101,10 +102,10 @@ func PullSecretMandate(p *policy.Policy, namespace string) *policy.Mandate {
 
 // ownedKeys are the annotation keys an unmapped ServiceAccount in a policy namespace may not carry: the cloud keys and
 // ours (a leftover fluxidentity.dev/identity would claim an identity that no longer applies).
-var ownedKeys = append(slices.Clone(IdentityAnnotationKeys), AnnotationIdentity)
+var ownedKeys = append(slices.Clone(keys.IdentityAnnotationKeys), keys.AnnotationIdentity)
 
 // grantedByDefault accepts an optional key set to the value the cloud assumes anyway (the default STS audience).
 func grantedByDefault(m policy.Match, key, value string) bool {
-	return m.Cloud == policy.CloudAWS && key == AnnotationAWSAudience && value == AWSDefaultAudience &&
-		(m.Identity.AWS.Audience == "" || m.Identity.AWS.Audience == AWSDefaultAudience)
+	return m.Cloud == policy.CloudAWS && key == keys.AnnotationAWSAudience && value == keys.AWSDefaultAudience &&
+		(m.Identity.AWS.Audience == "" || m.Identity.AWS.Audience == keys.AWSDefaultAudience)
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -128,77 +129,77 @@ func TestThreats(t *testing.T) {
 	}{
 		"tenant B puts tenant A's role ARN on its own mapped ServiceAccount: replaced by its own": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
-				object: threatServiceAccount("flux-source", map[string]string{AnnotationAWSRoleARN: roleA}, nil)},
-			want: outcome{result: map[string]string{AnnotationAWSRoleARN: roleB, AnnotationIdentity: "tenant-b"}},
+				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
+			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleB, keys.AnnotationIdentity: "tenant-b"}},
 		},
 		"tenant B puts tenant A's role ARN on an unmapped ServiceAccount: denied": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
-				object: threatServiceAccount("deployer", map[string]string{AnnotationAWSRoleARN: roleA}, nil)},
-			want: outcome{denied: AnnotationAWSRoleARN + " is reserved"},
+				object: threatServiceAccount("deployer", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
+			want: outcome{denied: keys.AnnotationAWSRoleARN + " is reserved"},
 		},
 		"tenant B swaps in tenant A's role ARN through an UPDATE of its mapped ServiceAccount: replaced": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Update, namespace: "team-b",
-				object: threatServiceAccount("flux-source", map[string]string{AnnotationAWSRoleARN: roleA,
-					AnnotationIdentity: "tenant-a"}, nil),
-				old: threatServiceAccount("flux-source", map[string]string{AnnotationAWSRoleARN: roleB,
-					AnnotationIdentity: "tenant-b"}, nil)},
-			want: outcome{result: map[string]string{AnnotationAWSRoleARN: roleB, AnnotationIdentity: "tenant-b"}},
+				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleA,
+					keys.AnnotationIdentity: "tenant-a"}, nil),
+				old: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleB,
+					keys.AnnotationIdentity: "tenant-b"}, nil)},
+			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleB, keys.AnnotationIdentity: "tenant-b"}},
 		},
 		"tenant B puts tenant A's Azure client ID on its own mapped ServiceAccount: replaced by its own": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-b",
-				object: threatServiceAccount("flux-source", map[string]string{AnnotationAzureClientID: azA}, nil)},
-			want: outcome{result: map[string]string{AnnotationAzureClientID: azB, "labels/" + LabelAzureUse: "true"}},
+				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAzureClientID: azA}, nil)},
+			want: outcome{result: map[string]string{keys.AnnotationAzureClientID: azB, "labels/" + keys.LabelAzureUse: "true"}},
 		},
 		"tenant B puts tenant A's Azure client ID on an unmapped ServiceAccount: denied": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-b",
-				object: threatServiceAccount("app", map[string]string{AnnotationAzureClientID: azA}, nil)},
-			want: outcome{denied: AnnotationAzureClientID + " is reserved"},
+				object: threatServiceAccount("app", map[string]string{keys.AnnotationAzureClientID: azA}, nil)},
+			want: outcome{denied: keys.AnnotationAzureClientID + " is reserved"},
 		},
 		"tenant B puts tenant A's GSA on its own mapped ServiceAccount: replaced by its own": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "gcp-b",
-				object: threatServiceAccount("flux-source", map[string]string{AnnotationGCPServiceAccount: gsaA}, nil)},
-			want: outcome{result: map[string]string{AnnotationGCPServiceAccount: gsaB}},
+				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationGCPServiceAccount: gsaA}, nil)},
+			want: outcome{result: map[string]string{keys.AnnotationGCPServiceAccount: gsaB}},
 		},
 		"tenant B puts tenant A's GSA on an unmapped ServiceAccount: denied": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "gcp-b",
-				object: threatServiceAccount("app", map[string]string{AnnotationGCPServiceAccount: gsaA}, nil)},
-			want: outcome{denied: AnnotationGCPServiceAccount + " is reserved"},
+				object: threatServiceAccount("app", map[string]string{keys.AnnotationGCPServiceAccount: gsaA}, nil)},
+			want: outcome{denied: keys.AnnotationGCPServiceAccount + " is reserved"},
 		},
 		"an AWS tenant adds another cloud's identity next to its own: denied as not granted": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
-				object: threatServiceAccount("flux-source", map[string]string{AnnotationGCPServiceAccount: gsaA}, nil)},
+				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationGCPServiceAccount: gsaA}, nil)},
 			want: outcome{denied: "is not granted by this identity"},
 		},
 		"a ServiceAccount named to match the glob gets its own namespace's templated role, never another's": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create,
 				namespace: "tenant-x", object: threatServiceAccount("flux-anything",
-					map[string]string{AnnotationAWSRoleARN: roleA}, nil)},
-			want: outcome{result: map[string]string{AnnotationIdentity: "self-service",
-				AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/tenant-tenant-x"}},
+					map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
+			want: outcome{result: map[string]string{keys.AnnotationIdentity: "self-service",
+				keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/tenant-tenant-x"}},
 		},
 		"a ServiceAccount named like the glob in a namespace with only exact entries gets nothing and may not claim": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-a",
-				object: threatServiceAccount("flux-anything", map[string]string{AnnotationAWSRoleARN: roleA}, nil)},
-			want: outcome{denied: AnnotationAWSRoleARN + " is reserved"},
+				object: threatServiceAccount("flux-anything", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
+			want: outcome{denied: keys.AnnotationAWSRoleARN + " is reserved"},
 		},
 		"a namespace outside the policy is left alone: the cloud's trust policy, not the webhook, refuses it": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create,
 				namespace: "team-a-evil", object: threatServiceAccount("flux-source",
-					map[string]string{AnnotationAWSRoleARN: roleA}, nil)},
-			want: outcome{result: map[string]string{AnnotationAWSRoleARN: roleA}, absent: []string{AnnotationIdentity}},
+					map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
+			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleA}, absent: []string{keys.AnnotationIdentity}},
 		},
 		"setting azure.workload.identity/use to false on a mapped ServiceAccount does not dodge: set back to true": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-a",
-				object: threatServiceAccount("flux-source", nil, map[string]string{LabelAzureUse: "false"})},
-			want: outcome{result: map[string]string{"labels/" + LabelAzureUse: "true", AnnotationAzureClientID: azA}},
+				object: threatServiceAccount("flux-source", nil, map[string]string{keys.LabelAzureUse: "false"})},
+			want: outcome{result: map[string]string{"labels/" + keys.LabelAzureUse: "true", keys.AnnotationAzureClientID: azA}},
 		},
 		"setting azure.workload.identity/use to false on a pod does not dodge the Azure webhook: set back to true": {
 			attack: attack{path: PathMutatePod, kind: podKind, op: admissionv1.Create, namespace: "azure-a",
 				object: mustJSON(map[string]any{"metadata": map[string]any{"name": "p",
-					"labels": map[string]string{LabelAzureUse: "false"}},
+					"labels": map[string]string{keys.LabelAzureUse: "false"}},
 					"spec": map[string]any{"serviceAccountName": "flux-source",
 						"containers": []any{map[string]any{"name": "c", "image": "busybox"}}}})},
-			want: outcome{result: map[string]string{"labels/" + LabelAzureUse: "true", AnnotationIdentity: "azure-a"}},
+			want: outcome{result: map[string]string{"labels/" + keys.LabelAzureUse: "true", keys.AnnotationIdentity: "azure-a"}},
 		},
 		"adding spec.secretRef to a compliant GitRepository through an UPDATE: denied": {
 			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Update, namespace: "team-a",
@@ -226,9 +227,9 @@ func TestThreats(t *testing.T) {
 		},
 		"a dry-run ServiceAccount claiming another tenant's role: answered exactly as if real": {
 			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
-				object: threatServiceAccount("flux-source", map[string]string{AnnotationAWSRoleARN: roleA}, nil),
+				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil),
 				dryRun: true},
-			want: outcome{result: map[string]string{AnnotationAWSRoleARN: roleB}},
+			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleB}},
 		},
 		"provider: github with a secretRef (a GitHub App key is still a static credential): denied": {
 			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-b",

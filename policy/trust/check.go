@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -134,7 +135,7 @@ func checkAWS(p Pair, doc *AWSTrustPolicy, issuer string, expected map[string]bo
 	subject := p.Subject()
 	audience := p.Match.Identity.AWS.Audience
 	if audience == "" {
-		audience = "sts.amazonaws.com"
+		audience = keys.AWSDefaultAudience
 	}
 	v.missing = "role " + p.Match.RoleARN + " has no statement trusting " + subject
 	for _, st := range doc.Statement {
@@ -306,11 +307,11 @@ func checkAzure(p Pair, creds []AzureCredential, exported bool, issuer string, e
 		}
 		switch {
 		case sameIssuer && c.Subject == subject:
-			if slices.Equal(c.Audiences, []string{AzureAudience}) {
+			if slices.Equal(c.Audiences, []string{keys.AzureAudience}) {
 				v.ok = true
 			} else {
 				v.miss(rankAudience, "credential %s has audiences [%s], want [%s]", c.Name,
-					strings.Join(c.Audiences, ", "), AzureAudience)
+					strings.Join(c.Audiences, ", "), keys.AzureAudience)
 			}
 		case sameIssuer && strings.ContainsAny(c.Subject, "*?"):
 			v.miss(rankSubject, "credential %s has subject %s: Azure matches subjects exactly, want %s",

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 )
 
 const (
@@ -130,11 +132,11 @@ func TestCheck(t *testing.T) {
 			wantDetail: ":aud is sts.amazonaws.com, want sts.eu-west-1.amazonaws.com",
 		},
 		"an exact Azure credential is ok": {
-			docs: map[string]string{clientID: "[" + fic("fic", testIssuer, "system:serviceaccount:team-azure:flux-source", AzureAudience) + "]"},
+			docs: map[string]string{clientID: "[" + fic("fic", testIssuer, "system:serviceaccount:team-azure:flux-source", keys.AzureAudience) + "]"},
 			pair: "team-azure/flux-source", wantStatus: StatusOK,
 		},
 		"an Azure issuer with a trailing slash is mismatched and says why": {
-			docs: map[string]string{clientID: "[" + fic("fic", testIssuer+"/", "system:serviceaccount:team-azure:flux-source", AzureAudience) + "]"},
+			docs: map[string]string{clientID: "[" + fic("fic", testIssuer+"/", "system:serviceaccount:team-azure:flux-source", keys.AzureAudience) + "]"},
 			pair: "team-azure/flux-source", wantStatus: StatusMismatched,
 			wantDetail: "credential fic has issuer " + testIssuer + "/, want " + testIssuer + " (a trailing slash differs",
 		},
@@ -144,16 +146,16 @@ func TestCheck(t *testing.T) {
 			wantDetail: "credential fic has audiences [api://AzureADTokenExchange-Modified], want [api://AzureADTokenExchange]",
 		},
 		"an Azure credential for another namespace is mismatched": {
-			docs: map[string]string{clientID: "[" + fic("fic", testIssuer, "system:serviceaccount:team-azur:flux-source", AzureAudience) + "]"},
+			docs: map[string]string{clientID: "[" + fic("fic", testIssuer, "system:serviceaccount:team-azur:flux-source", keys.AzureAudience) + "]"},
 			pair: "team-azure/flux-source", wantStatus: StatusMismatched,
 			wantDetail: "credential fic has subject system:serviceaccount:team-azur:flux-source, want system:serviceaccount:team-azure:flux-source",
 		},
 		"an Azure credential for a sibling pair is not a near miss": {
-			docs: map[string]string{clientID: "[" + fic("fic", testIssuer, "system:serviceaccount:team-azure:flux-image", AzureAudience) + "]"},
+			docs: map[string]string{clientID: "[" + fic("fic", testIssuer, "system:serviceaccount:team-azure:flux-image", keys.AzureAudience) + "]"},
 			pair: "team-azure/flux-source", wantStatus: StatusMissing,
 		},
 		"a flexible Azure credential matching by expression is too broad": {
-			docs: map[string]string{clientID: `[{"name": "any", "issuer": "` + testIssuer + `", "subject": "", "audiences": ["` + AzureAudience + `"],
+			docs: map[string]string{clientID: `[{"name": "any", "issuer": "` + testIssuer + `", "subject": "", "audiences": ["` + keys.AzureAudience + `"],
 				"claimsMatchingExpression": {"value": "claims['sub'] matches 'system:serviceaccount:team-azure:*'", "languageVersion": 1}}]`},
 			pair: "team-azure/flux-source", wantStatus: StatusTooBroad, wantDetail: "matches subjects by expression",
 		},
@@ -285,7 +287,7 @@ func TestDocumentsAdd(t *testing.T) {
 			doc: `{"Role": `, wantErr: "not a JSON object or list",
 		},
 		"a single federated credential (az ... show) is accepted": {
-			key: clientID, doc: fic("fic", testIssuer, "s", AzureAudience),
+			key: clientID, doc: fic("fic", testIssuer, "s", keys.AzureAudience),
 		},
 		"aws iam list-roles output is accepted": {
 			doc: `{"Roles": [{"Arn": "` + fluxRole + `", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}]}`,
@@ -308,7 +310,7 @@ func TestDocumentsAdd(t *testing.T) {
 // FuzzDocumentsAdd: any bytes either load or fail with an error; nothing panics.
 func FuzzDocumentsAdd(f *testing.F) {
 	f.Add("", getRole(fluxRole, webIdentity(provider, okSource)))
-	f.Add(clientID, "["+fic("fic", testIssuer, "s", AzureAudience)+"]")
+	f.Add(clientID, "["+fic("fic", testIssuer, "s", keys.AzureAudience)+"]")
 	f.Add(dataGSA, iamPolicy(GCPWorkloadIdentityRole, "allUsers"))
 	f.Add("", `{"Role": {"Arn": "x", "AssumeRolePolicyDocument": "%7B"}}`)
 	p, err := loadPolicyForFuzz()

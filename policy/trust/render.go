@@ -9,13 +9,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
 // Cloud-side constants. The Azure audience and the GCP role are fixed by the clouds; AWS's audience comes from the
 // policy (default sts.amazonaws.com).
 const (
-	AzureAudience           = "api://AzureADTokenExchange"
 	GCPWorkloadIdentityRole = "roles/iam.workloadIdentityUser"
 	awsWebIdentityAction    = "sts:AssumeRoleWithWebIdentity"
 	awsPolicyVersion        = "2012-10-17"
@@ -197,7 +197,7 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 				r.Azure = append(r.Azure, AzureIdentity{ClientID: a.ClientID, TenantID: a.TenantID})
 			}
 			r.Azure[i].Credentials = append(r.Azure[i].Credentials, FederatedCredential{
-				Name: CredentialName(p), Issuer: o.Issuer, Subject: p.Subject(), Audiences: []string{AzureAudience},
+				Name: CredentialName(p), Issuer: o.Issuer, Subject: p.Subject(), Audiences: []string{keys.AzureAudience},
 			})
 		case policy.CloudGCP:
 			gsa := p.Match.GCPServiceAccount
@@ -226,7 +226,7 @@ func (r *AWSRole) add(p Pair, issuer string) {
 	r.ServiceAccounts = append(r.ServiceAccounts, p.String())
 	audience := p.Match.Identity.AWS.Audience
 	if audience == "" {
-		audience = "sts.amazonaws.com"
+		audience = keys.AWSDefaultAudience
 	}
 	key := AWSProviderPath(issuer)
 	for i := range r.TrustPolicy.Statement {

@@ -15,6 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
@@ -124,9 +125,9 @@ func checkPodMetadataWebhook(t *testing.T, o objects) {
 	if !rulesEqual(w.Rules, want) {
 		t.Errorf("rules %+v, want %+v", w.Rules, want)
 	}
-	if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, webhook.OwnedPodAnnotationPrefix) {
+	if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, keys.OwnedPodAnnotationPrefix) {
 		t.Errorf("matchConditions %+v: want one on the %s annotations, or every pod update waits on a fail-closed call",
-			w.MatchConditions, webhook.OwnedPodAnnotationPrefix)
+			w.MatchConditions, keys.OwnedPodAnnotationPrefix)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
@@ -128,9 +129,9 @@ metadata:
 					return fmt.Errorf("the ServiceAccount was not admitted: %w", r.Err)
 				}
 				got := r.Objects[0]
-				if _, ok := got.GetAnnotations()[webhook.AnnotationIdentity]; !ok {
+				if _, ok := got.GetAnnotations()[keys.AnnotationIdentity]; !ok {
 					return fmt.Errorf("the webhook left the ServiceAccount without %s: the ServiceAccount mutation is not "+
-						"implemented or is broken (annotations: %v)", webhook.AnnotationIdentity, got.GetAnnotations())
+						"implemented or is broken (annotations: %v)", keys.AnnotationIdentity, got.GetAnnotations())
 				}
 				if missing := missingEntries(got.GetAnnotations(), wantAnnotations); len(missing) > 0 {
 					return fmt.Errorf("annotations %v lack or differ on %v", got.GetAnnotations(), missing)

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -133,7 +134,7 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 		}
 		var src corev1.ServiceAccount
 		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: "flux-system", Name: "source-controller"}, &src)).To(Succeed())
-		Expect(src.Annotations).To(HaveKeyWithValue(webhook.AnnotationAWSRoleARN,
+		Expect(src.Annotations).To(HaveKeyWithValue(keys.AnnotationAWSRoleARN,
 			"arn:aws:iam::111122223333:role/flux-source-controller"))
 	})
 
@@ -141,19 +142,19 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 		var sa corev1.ServiceAccount
 		key := client.ObjectKey{Namespace: "flux-system", Name: "kustomize-controller"}
 		Expect(env.Client.Get(ctx, key, &sa)).To(Succeed())
-		delete(sa.Annotations, webhook.AnnotationAWSRoleARN)
+		delete(sa.Annotations, keys.AnnotationAWSRoleARN)
 		Expect(env.Client.Update(ctx, &sa)).To(Succeed())
-		Expect(sa.Annotations).To(HaveKeyWithValue(webhook.AnnotationAWSRoleARN, "arn:aws:iam::111122223333:role/kustomize"))
+		Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationAWSRoleARN, "arn:aws:iam::111122223333:role/kustomize"))
 
-		sa.Annotations[webhook.AnnotationAWSRoleARN] = "arn:aws:iam::999999999999:role/admin"
+		sa.Annotations[keys.AnnotationAWSRoleARN] = "arn:aws:iam::999999999999:role/admin"
 		Expect(env.Client.Update(ctx, &sa)).To(Succeed())
 		Expect(env.Client.Get(ctx, key, &sa)).To(Succeed())
-		Expect(sa.Annotations).To(HaveKeyWithValue(webhook.AnnotationAWSRoleARN, "arn:aws:iam::111122223333:role/kustomize"))
+		Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationAWSRoleARN, "arn:aws:iam::111122223333:role/kustomize"))
 	})
 
 	It("denies an unmapped ServiceAccount that claims an identity, with the exact message", func(ctx SpecContext) {
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "intruder", Namespace: "flux-system",
-			Annotations: map[string]string{webhook.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize"}}}
+			Annotations: map[string]string{keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/kustomize"}}}
 		err := env.Client.Create(ctx, sa)
 		Expect(err).To(MatchError(ContainSubstring(
 			"[ownership] annotation eks.amazonaws.com/role-arn is reserved: remove it (no identity maps flux-system/intruder)")))
@@ -164,8 +165,8 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 			Name: "helm-controller", Namespace: "flux-system"}})).To(Succeed())
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "helm-controller", Namespace: "flux-system"}}
 		Expect(env.Client.Create(ctx, sa, client.DryRunAll)).To(Succeed())
-		Expect(sa.Annotations).To(HaveKeyWithValue(webhook.AnnotationAzureClientID, "00000000-0000-0000-0000-000000000001"))
-		Expect(sa.Labels).To(HaveKeyWithValue(webhook.LabelAzureUse, "true"))
+		Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationAzureClientID, "00000000-0000-0000-0000-000000000001"))
+		Expect(sa.Labels).To(HaveKeyWithValue(keys.LabelAzureUse, "true"))
 		Expect(env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
 			Name: "helm-controller", Namespace: "flux-system"}})).To(Succeed())
 	})
@@ -173,17 +174,17 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 	It("labels the Azure controller's pod template and its pods", func(ctx SpecContext) {
 		d := fluxDeployment("helm-controller")
 		Expect(env.Client.Create(ctx, d)).To(Succeed())
-		Expect(d.Spec.Template.Labels).To(HaveKeyWithValue(webhook.LabelAzureUse, "true"))
-		Expect(d.Spec.Selector.MatchLabels).NotTo(HaveKey(webhook.LabelAzureUse))
+		Expect(d.Spec.Template.Labels).To(HaveKeyWithValue(keys.LabelAzureUse, "true"))
+		Expect(d.Spec.Selector.MatchLabels).NotTo(HaveKey(keys.LabelAzureUse))
 		pod := podFromTemplate(ctx, d)
-		Expect(pod.Labels).To(HaveKeyWithValue(webhook.LabelAzureUse, "true"))
-		Expect(pod.Annotations).To(HaveKeyWithValue(webhook.AnnotationIdentity, "helm"))
+		Expect(pod.Labels).To(HaveKeyWithValue(keys.LabelAzureUse, "true"))
+		Expect(pod.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, "helm"))
 	})
 
 	It("injects AWS IRSA fully into source-controller pods and keeps everything else", func(ctx SpecContext) {
 		d := fluxDeployment("source-controller")
 		Expect(env.Client.Create(ctx, d)).To(Succeed())
-		Expect(d.Spec.Template.Labels).NotTo(HaveKey(webhook.LabelAzureUse))
+		Expect(d.Spec.Template.Labels).NotTo(HaveKey(keys.LabelAzureUse))
 		pod := podFromTemplate(ctx, d)
 		var stored corev1.Pod
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(pod), &stored)).To(Succeed())
@@ -213,8 +214,8 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 
 	It("delivers the GCP credential configuration to image-automation-controller pods through the downward API", func(ctx SpecContext) {
 		pod := podFromTemplate(ctx, fluxDeployment("image-automation-controller"))
-		Expect(pod.Annotations).To(HaveKey(webhook.AnnotationGCPCredentialConfig))
-		Expect(pod.Annotations[webhook.AnnotationGCPCredentialConfig]).To(ContainSubstring(
+		Expect(pod.Annotations).To(HaveKey(keys.AnnotationGCPCredentialConfig))
+		Expect(pod.Annotations[keys.AnnotationGCPCredentialConfig]).To(ContainSubstring(
 			`"audience":"//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/flux-pool/providers/flux-prov"`))
 		Expect(envOf(pod.Spec.Containers[0])).To(HaveKeyWithValue("GOOGLE_APPLICATION_CREDENTIALS",
 			"/var/run/secrets/fluxidentity.dev/gcp/credential-configuration.json"))
@@ -222,7 +223,7 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 
 	It("injects Azure fully into image-reflector-controller pods without the label the Azure webhook selects on", func(ctx SpecContext) {
 		pod := podFromTemplate(ctx, fluxDeployment("image-reflector-controller"))
-		Expect(pod.Labels).NotTo(HaveKey(webhook.LabelAzureUse))
+		Expect(pod.Labels).NotTo(HaveKey(keys.LabelAzureUse))
 		Expect(envOf(pod.Spec.Containers[0])).To(HaveKeyWithValue("AZURE_FEDERATED_TOKEN_FILE",
 			"/var/run/secrets/azure/wi/token/azure-identity-token"))
 	})

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -125,35 +126,35 @@ var _ = Describe("Owned pod annotations are immutable through the API server", O
 	// configuration annotation that the downward API projects into its containers.
 	injectedPod := func(ctx context.Context) *corev1.Pod {
 		pod := podFromTemplate(ctx, fluxDeployment("image-automation-controller"))
-		Expect(pod.Annotations).To(HaveKey(webhook.AnnotationGCPCredentialConfig))
-		Expect(pod.Annotations).To(HaveKeyWithValue(webhook.AnnotationIdentity, "automation"))
+		Expect(pod.Annotations).To(HaveKey(keys.AnnotationGCPCredentialConfig))
+		Expect(pod.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, "automation"))
 		return pod
 	}
 
 	It("denies an update that rewrites the GCP credential configuration of a fully injected pod", func(ctx SpecContext) {
 		pod := injectedPod(ctx)
-		stored := pod.Annotations[webhook.AnnotationGCPCredentialConfig]
+		stored := pod.Annotations[keys.AnnotationGCPCredentialConfig]
 		before := decisions(ctx, webhook.PathValidatePod)
 
 		rewrite := pod.DeepCopy()
-		rewrite.Annotations[webhook.AnnotationGCPCredentialConfig] = attackerConfig
+		rewrite.Annotations[keys.AnnotationGCPCredentialConfig] = attackerConfig
 		err := env.Client.Update(ctx, rewrite)
 		Expect(err).To(MatchError(`admission webhook "` + podMetadataWebhook + `" denied the request: [ownership] ` +
 			`annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation: recreate the pod`))
-		expectOwnedChangeDenied(err, []string{webhook.AnnotationGCPCredentialConfig})
+		expectOwnedChangeDenied(err, []string{keys.AnnotationGCPCredentialConfig})
 
 		By("through pods/status, whose strategy would keep the metadata change")
 		Expect(env.Client.Status().Update(ctx, rewrite)).To(MatchError(ContainSubstring(podMetadataWebhook)))
 
 		By("through a merge patch that removes it")
 		patch := client.RawPatch("application/merge-patch+json",
-			[]byte(`{"metadata":{"annotations":{"`+webhook.AnnotationGCPCredentialConfig+`":null}}}`))
+			[]byte(`{"metadata":{"annotations":{"`+keys.AnnotationGCPCredentialConfig+`":null}}}`))
 		Expect(env.Client.Patch(ctx, pod.DeepCopy(), patch)).To(MatchError(ContainSubstring(podMetadataWebhook)))
 
 		Expect(decisions(ctx, webhook.PathValidatePod)).To(Equal(before+3), "each attempt was decided by the webhook")
 		var got corev1.Pod
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got)).To(Succeed())
-		Expect(got.Annotations).To(HaveKeyWithValue(webhook.AnnotationGCPCredentialConfig, stored))
+		Expect(got.Annotations).To(HaveKeyWithValue(keys.AnnotationGCPCredentialConfig, stored))
 	})
 
 	It("admits an update of the same pod that changes an unrelated label, without calling the webhook", func(ctx SpecContext) {
@@ -233,18 +234,18 @@ var _ = Describe("Owned pod annotations are immutable through the API server", O
 		admitted := time.Since(start)
 
 		rewrite := pod.DeepCopy()
-		rewrite.Annotations[webhook.AnnotationGCPCredentialConfig] = attackerConfig
+		rewrite.Annotations[keys.AnnotationGCPCredentialConfig] = attackerConfig
 		err := env.Client.Update(ctx, rewrite)
 		Expect(err).To(MatchError(ContainSubstring(`failed calling webhook "` + podMetadataWebhook + `"`)))
 		Expect(err.Error()).NotTo(ContainSubstring("attacker"))
-		delete(rewrite.Annotations, webhook.AnnotationIdentity)
+		delete(rewrite.Annotations, keys.AnnotationIdentity)
 		Expect(env.Client.Status().Update(ctx, rewrite)).To(MatchError(ContainSubstring(podMetadataWebhook)))
 
 		var got corev1.Pod
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got)).To(Succeed())
 		Expect(got.Labels).To(HaveKeyWithValue("rollout", "canary"))
-		Expect(got.Annotations).To(HaveKeyWithValue(webhook.AnnotationIdentity, "automation"))
-		Expect(got.Annotations[webhook.AnnotationGCPCredentialConfig]).NotTo(ContainSubstring("attacker"))
+		Expect(got.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, "automation"))
+		Expect(got.Annotations[keys.AnnotationGCPCredentialConfig]).NotTo(ContainSubstring("attacker"))
 		AddReportEntry("webhook down", fmt.Sprintf("two unrelated updates admitted in %s; two owned changes refused",
 			admitted.Round(time.Millisecond)))
 	})

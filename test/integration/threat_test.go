@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 )
 
 // threatPolicy mandates identity for GitRepositories in team-* and maps each tenant's flux-* ServiceAccounts to a
@@ -71,9 +71,9 @@ var _ = Describe("Threats that go through the API server", func() {
 	It("a dry-run ServiceAccount spoofing a role comes back with the policy's role", func(ctx SpecContext) {
 		ns := freshNamespace(ctx, "team-dryrun-sa")
 		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "flux-source", Namespace: ns,
-			Annotations: map[string]string{webhook.AnnotationAWSRoleARN: "arn:aws:iam::999999999999:role/admin"}}}
+			Annotations: map[string]string{keys.AnnotationAWSRoleARN: "arn:aws:iam::999999999999:role/admin"}}}
 		Expect(env.Client.Create(ctx, sa, client.DryRunAll)).To(Succeed())
-		Expect(sa.Annotations).To(HaveKeyWithValue(webhook.AnnotationAWSRoleARN,
+		Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationAWSRoleARN,
 			"arn:aws:iam::111122223333:role/tenant-"+ns))
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(sa), &corev1.ServiceAccount{})).
 			To(MatchError(ContainSubstring("not found")), "a dry run stores nothing")

@@ -15,8 +15,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
 const failurePolicyDoc = `apiVersion: fluxidentity.dev/v1alpha1
@@ -71,7 +71,7 @@ func TestFailureBehaviourOnARealAPIServer(t *testing.T) {
 	}
 	// mutated reports whether the webhook stamped the identity on a stored object (only mapped ones in team-a get it).
 	mutated := func(obj client.Object) bool {
-		return obj.GetAnnotations()[webhook.AnnotationIdentity] == "tenant-a"
+		return obj.GetAnnotations()[keys.AnnotationIdentity] == "tenant-a"
 	}
 	mutable := func(obj client.Object) bool {
 		_, source := obj.(*sourcev1.GitRepository)
@@ -160,7 +160,7 @@ func TestFailureBehaviourOnARealAPIServer(t *testing.T) {
 			}
 			if sa, ok := obj.(*corev1.ServiceAccount); ok && a.ns == "team-a" {
 				want := "arn:aws:iam::111122223333:role/tenant-a"
-				if got := sa.Annotations[webhook.AnnotationAWSRoleARN]; got != want {
+				if got := sa.Annotations[keys.AnnotationAWSRoleARN]; got != want {
 					t.Fatalf("not mutated after restart: role ARN %q, want %q", got, want)
 				}
 			}

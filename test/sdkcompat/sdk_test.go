@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -178,7 +179,7 @@ func TestAWSSDKUsesInjectedWebIdentity(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	applyPodEnv(t, c, webhook.EnvAWSWebIdentityTokenFile, "projected-token-for-aws")
+	applyPodEnv(t, c, keys.EnvAWSWebIdentityTokenFile, "projected-token-for-aws")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -235,11 +236,11 @@ func TestAzureIdentityUsesInjectedWorkloadIdentity(t *testing.T) {
 	if len(volumes) != 1 || volumes[0].Projected.Sources[0].ServiceAccountToken.Audience != "api://AzureADTokenExchange" {
 		t.Fatalf("token volume: %+v", volumes)
 	}
-	tokenFile := applyPodEnv(t, c, webhook.EnvAzureFederatedTokenFile, "projected-token-for-azure")
-	if got := os.Getenv(webhook.EnvAzureAuthorityHost); got != webhook.AzureDefaultAuthorityHost {
-		t.Errorf("injected authority %q, want %q", got, webhook.AzureDefaultAuthorityHost)
+	tokenFile := applyPodEnv(t, c, keys.EnvAzureFederatedTokenFile, "projected-token-for-azure")
+	if got := os.Getenv(keys.EnvAzureAuthorityHost); got != keys.AzureDefaultAuthorityHost {
+		t.Errorf("injected authority %q, want %q", got, keys.AzureDefaultAuthorityHost)
 	}
-	t.Setenv(webhook.EnvAzureAuthorityHost, entra.URL+"/") // the only value the test changes: where Entra is
+	t.Setenv(keys.EnvAzureAuthorityHost, entra.URL+"/") // the only value the test changes: where Entra is
 
 	cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 		ClientOptions:            azcore.ClientOptions{Transport: entra.Client()},

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/trust"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
@@ -313,12 +314,12 @@ func diagnoseNamespace(ctx context.Context, c client.Reader, p *policy.Policy, n
 		d := &deps.Items[i]
 		m, ok := p.IdentityFor(ns, podServiceAccount(&d.Spec.Template.Spec))
 		if ok && m.Cloud == policy.CloudAzure && m.Identity.Injection != policy.InjectionFull &&
-			d.Spec.Template.Labels[webhook.LabelAzureUse] != "true" {
+			d.Spec.Template.Labels[keys.LabelAzureUse] != "true" {
 			found = append(found, doctorFinding{Check: checkDeployment, Namespace: ns, Name: d.Name,
 				Identity: m.Identity.Name,
-				Problem:  "pod template lacks label " + webhook.LabelAzureUse + `: "true"; the Azure webhook never sees its pods`,
+				Problem:  "pod template lacks label " + keys.LabelAzureUse + `: "true"; the Azure webhook never sees its pods`,
 				Fix: "kubectl -n " + ns + " patch deployment " + d.Name + " --type merge -p " + trust.ShellQuote(
-					`{"spec":{"template":{"metadata":{"labels":{"`+webhook.LabelAzureUse+`":"true"}}}}}`) +
+					`{"spec":{"template":{"metadata":{"labels":{"`+keys.LabelAzureUse+`":"true"}}}}}`) +
 					" (in Git: a kustomize patch on the Deployment, as Flux's bootstrap repository would carry it)"})
 		}
 	}
@@ -341,7 +342,7 @@ func checkServiceAccountMetadata(sa *corev1.ServiceAccount, m policy.Match) (doc
 		}
 		set = append(set, k+"="+wantAnn[k])
 	}
-	for _, k := range webhook.IdentityAnnotationKeys {
+	for _, k := range keys.IdentityAnnotationKeys {
 		if _, granted := wantAnn[k]; !granted {
 			if _, ok := sa.Annotations[k]; ok {
 				diffs = append(diffs, "annotation "+k+" is set but the policy does not grant it")
@@ -419,13 +420,13 @@ func checkPodIdentity(pod *corev1.Pod, m policy.Match) (string, bool) {
 	)
 	switch {
 	case m.Cloud == policy.CloudAWS:
-		name, want, fileVar = webhook.EnvAWSRoleARN, m.RoleARN, webhook.EnvAWSWebIdentityTokenFile
-		skipKey, sep = webhook.AnnotationAWSSkipContainers, ","
+		name, want, fileVar = keys.EnvAWSRoleARN, m.RoleARN, keys.EnvAWSWebIdentityTokenFile
+		skipKey, sep = keys.AnnotationAWSSkipContainers, ","
 	case m.Cloud == policy.CloudAzure:
-		name, want, fileVar = webhook.EnvAzureClientID, m.Identity.Azure.ClientID, webhook.EnvAzureFederatedTokenFile
-		skipKey, sep = webhook.AnnotationAzureSkipContainers, ";"
+		name, want, fileVar = keys.EnvAzureClientID, m.Identity.Azure.ClientID, keys.EnvAzureFederatedTokenFile
+		skipKey, sep = keys.AnnotationAzureSkipContainers, ";"
 	case m.Identity.Injection == policy.InjectionFull:
-		name = webhook.EnvGoogleApplicationCredentials
+		name = keys.EnvGoogleApplicationCredentials
 	default:
 		return "", false
 	}
@@ -468,14 +469,14 @@ func envValue(env []corev1.EnvVar, name string) (string, bool) {
 // startedBefore adds timing evidence when the API server has it: the last write to the ServiceAccount's identity
 // annotation (managedFields) after the pod was created.
 func startedBefore(pod *corev1.Pod, sas []corev1.ServiceAccount, m policy.Match) string {
-	key := webhook.AnnotationIdentity
+	key := keys.AnnotationIdentity
 	switch m.Cloud {
 	case policy.CloudAWS:
-		key = webhook.AnnotationAWSRoleARN
+		key = keys.AnnotationAWSRoleARN
 	case policy.CloudAzure:
-		key = webhook.AnnotationAzureClientID
+		key = keys.AnnotationAzureClientID
 	case policy.CloudGCP:
-		key = webhook.AnnotationGCPServiceAccount
+		key = keys.AnnotationGCPServiceAccount
 	}
 	for i := range sas {
 		sa := &sas[i]

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -230,7 +231,7 @@ func explainObject(ctx context.Context, handlers map[string]admission.Handler, d
 		Object:    runtime.RawExtension{Raw: raw},
 	}}
 	resp := handlers[h.path].Handle(ctx, req)
-	e.Identity = resp.AuditAnnotations[webhook.AuditIdentity]
+	e.Identity = resp.AuditAnnotations[keys.AuditIdentity]
 	e.Patch = resp.Patches
 	e.Warnings = resp.Warnings
 	switch {

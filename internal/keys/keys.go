@@ -1,8 +1,8 @@
-package webhook
-
-// Every key, path and default the webhook writes or reads, in one place. Values match the cloud providers' own
-// webhooks and Flux (see docs/contracts.md); matching them exactly is what lets the cloud SDKs and Flux pick the
-// identity up.
+// Package keys names every annotation, label, environment variable, path and default that this project and the
+// cloud providers' webhooks write or read, in one place: the webhook, the policy, trust, doctor and audit all use
+// these. Values match the clouds' own webhooks and Flux (docs/contracts.md); matching them exactly is what lets the
+// cloud SDKs and Flux pick the identity up. Flux's own names (kinds, providers) come from its API packages.
+package keys
 
 // This project's own keys.
 const (
@@ -77,3 +77,30 @@ var IdentityAnnotationKeys = []string{
 	AnnotationAzureClientID, AnnotationAzureTenantID, AnnotationAzureTokenExpiration,
 	AnnotationGCPServiceAccount, AnnotationGCPWorkloadIdentityProvider,
 }
+
+// GCP full injection (outside GKE): the SDK reads an external_account credential configuration whose token file is a
+// projected token. The configuration is delivered without any RBAC through the same projected volume, from a pod
+// annotation, by the downward API.
+const (
+	AnnotationGCPCredentialConfig = "fluxidentity.dev/gcp-credential-config"
+	GCPVolume                     = "gcp-workload-identity"
+	GCPMountPath                  = "/var/run/secrets/fluxidentity.dev/gcp"
+	GCPTokenPath                  = "token"
+	GCPCredentialConfigPath       = "credential-configuration.json"
+	GCPTokenSeconds               = 3600
+)
+
+// OwnedPodAnnotationPrefix marks the pod annotations this webhook owns: it writes them at pod creation
+// (AnnotationIdentity on every mapped pod, AnnotationGCPCredentialConfig with full GCP injection) and nothing may
+// add, change or remove them afterwards. The GCP one is live: a downward-API volume projects it into the containers as
+// the external_account credential configuration and the kubelet follows its changes, so rewriting it would point the
+// Google SDK at another token exchange. The whole prefix is owned, not only today's two keys, because the domain is
+// this project's and a key added later is protected from the start.
+//
+// Nothing else on a pod is owned. LabelAzureUse (annotate mode) and the clouds' pod annotations (skip-containers,
+// token expiration) are read by the clouds' webhooks only at pod creation (Azure/azure-workload-identity registers
+// podMutator in pkg/webhook/webhook.go with verbs=create; aws/amazon-eks-pod-identity-webhook's
+// deploy/mutatingwebhook.yaml with operations [CREATE]), into a pod spec that is immutable afterwards, so changing them
+// on a running pod changes no credential; and they are public keys that users and the clouds' tooling set on pods
+// this policy never mapped, whose updates the webhook has no reason to refuse.
+const OwnedPodAnnotationPrefix = "fluxidentity.dev/"
