@@ -83,6 +83,22 @@ func (p *Policy) MandatesFor(namespace, kind string) []*Mandate {
 	return out
 }
 
+// MapsNamespace says whether some identity entry can match ServiceAccounts of namespace.
+func (p *Policy) MapsNamespace(namespace string) bool {
+	for i := range p.Spec.Identities {
+		for _, pattern := range p.Spec.Identities[i].Namespaces {
+			if globMatch(pattern, namespace) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// MatchPattern reports whether name matches a policy pattern (an exact name or a glob with '*' and '?'), as the
+// policy's own lookups match it.
+func MatchPattern(pattern, name string) bool { return globMatch(pattern, name) }
+
 // FluxNamespace says whether Flux's controllers run in namespace (the policy's flux.namespaces).
 func (p *Policy) FluxNamespace(namespace string) bool {
 	return slices.Contains(p.Spec.Flux.Namespaces, namespace)
