@@ -23,8 +23,8 @@ func newLintCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "lint FILE...",
 		Short: "Validate policy files",
-		Long: `Validate policy files exactly as the server loads them. Problems print as FILE:LINE:COL: FIELD: MESSAGE
-and make the exit code 1; warnings (such as exceptions that expire within 14 days) print to stderr and do not fail.`,
+		Long: `Validate policy files exactly as the server loads them. Problems print to stdout as FILE:LINE:COL: FIELD:
+MESSAGE, followed by a summary line, and make the exit code 1; warnings (such as exceptions that expire within 14 days) print to stderr and do not fail.`,
 		Example: `  flux-identity-webhook policy lint config/samples/*.yaml`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
@@ -56,7 +56,10 @@ func runLint(files []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d policy files are invalid", failed, len(files))}
+		// The summary closes the report on the same stream as the findings, so however stdout and stderr are joined
+		// (a terminal, CI logs, a tool that captures them apart) it stands on its own line after the last finding.
+		_, _ = fmt.Fprintf(stdout, "%d of %d policy files are invalid\n", failed, len(files))
+		return &exitError{code: 1}
 	}
 	return nil
 }

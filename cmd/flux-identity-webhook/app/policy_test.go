@@ -46,9 +46,9 @@ func TestPolicyLint(t *testing.T) {
 		"a bad value exits 1 with FILE:LINE:COL: field: message": {
 			files: map[string]string{"bad.yaml": strings.Replace(goodPolicy,
 				"clientID: 00000000-0000-0000-0000-000000000001", "clientID: not-a-uuid", 1)},
-			wantCode:   1,
-			wantStdout: []string{"bad.yaml:10:17: identities[0].azure.clientID: \"not-a-uuid\" is not a UUID"},
-			wantStderr: []string{"1 of 1 policy files are invalid"},
+			wantCode: 1,
+			wantStdout: []string{"bad.yaml:10:17: identities[0].azure.clientID: \"not-a-uuid\" is not a UUID\n" +
+				"1 of 1 policy files are invalid\n"},
 		},
 		"an unknown field names its key's position": {
 			files:      map[string]string{"typo.yaml": strings.Replace(goodPolicy, "    azure:", "    azur:", 1)},
@@ -61,9 +61,9 @@ func TestPolicyLint(t *testing.T) {
 				"b.yaml": goodPolicy,
 				"c.yaml": strings.Replace(goodPolicy, "name: flux\n", "name: Flux_Controllers\n", 1),
 			},
-			wantCode:   1,
-			wantStdout: []string{"a.yaml:1:1: apiVersion:", "c.yaml:6:11: identities[0].name:"},
-			wantStderr: []string{"2 of 3 policy files are invalid"},
+			wantCode: 1,
+			wantStdout: []string{"a.yaml:1:1: apiVersion:", "c.yaml:6:11: identities[0].name:",
+				"\n2 of 3 policy files are invalid\n"},
 		},
 		"an exception expiring soon is a warning on stderr and still exits 0": {
 			files: map[string]string{"soon.yaml": goodPolicy + `exceptions:
@@ -103,6 +103,11 @@ func TestPolicyLint(t *testing.T) {
 			}
 			if tc.wantStdout == nil && stdout.Len() > 0 {
 				t.Errorf("unexpected stdout: %s", stdout.String())
+			}
+			// The summary closes the report on stdout: an "Error:" line on stderr would be glued to the last finding
+			// wherever the two streams are captured apart and joined.
+			if tc.wantStderr == nil && stderr.Len() > 0 {
+				t.Errorf("unexpected stderr: %s", stderr.String())
 			}
 			for _, want := range tc.wantStdout {
 				if !strings.Contains(stdout.String(), want) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -48,13 +49,15 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	code := 2
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil && ee.err.Error() != "" {
-			_, _ = fmt.Fprintln(stderr, "Error:", ee.err)
-		}
-		return ee.code
+		code, err = ee.code, ee.err
 	}
-	_, _ = fmt.Fprintln(stderr, "Error:", err)
-	return 2
+	if err != nil {
+		if msg := strings.TrimRight(err.Error(), "\n"); msg != "" {
+			_, _ = fmt.Fprintf(stderr, "Error: %s\n", msg) // exactly one line ending, whatever the error holds
+		}
+	}
+	return code
 }
