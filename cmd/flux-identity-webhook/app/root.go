@@ -31,12 +31,14 @@ Identity, GKE Workload Identity) from one policy file, stamps them on ServiceAcc
 long-lived credentials off Flux sources where identity is mandated.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Build().Version,
 	}
+	root.SetVersionTemplate(Build().String())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCommand(), newPolicyCommand())
 	root.AddCommand(newTrustCommand(), newDoctorCommand())
-	root.AddCommand(newAuditCommand())
+	root.AddCommand(newAuditCommand(), newVersionCommand())
 	return root
 }
 

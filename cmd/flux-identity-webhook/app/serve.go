@@ -170,6 +170,7 @@ func RunServe(ctx context.Context, o ServeOptions, log logr.Logger) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	announceBuild(log)
 	minTLS, _ := tlsVersion(o.TLSMinVersion)
 	for _, f := range []string{"tls.crt", "tls.key"} {
 		if _, err := os.Stat(filepath.Join(o.CertDir, f)); err != nil {
