@@ -96,9 +96,9 @@ lint-policy: build ## Lint the sample policies.
 ##@ Tools
 
 .PHONY: envtest-bins
-envtest-bins: $(ENVTEST_BINS)/kube-apiserver $(ENVTEST_BINS)/etcd ## Build kube-apiserver and etcd from the module proxy (cached).
+envtest-bins: $(ENVTEST_BINS)/kube-apiserver $(ENVTEST_BINS)/etcd $(ENVTEST_BINS)/kube-controller-manager ## Build kube-apiserver, etcd and kube-controller-manager from the module proxy (cached).
 
-$(ENVTEST_BINS)/kube-apiserver $(ENVTEST_BINS)/etcd:
+$(ENVTEST_BINS)/kube-apiserver $(ENVTEST_BINS)/etcd $(ENVTEST_BINS)/kube-controller-manager:
 	KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/envtest-bins.sh $(ENVTEST_BINS)
 
 .PHONY: flux-crds

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries envtest needs (kube-apiserver, etcd) from the Go module proxy, because nothing
-# can be downloaded as a release asset here. The result is cached outside the repository, keyed by version, so a fresh
-# clone on the same machine only links it: the kube-apiserver build costs about 20 CPU-minutes the first time.
+# Builds the control-plane binaries envtest needs (kube-apiserver, etcd), and kube-controller-manager for the
+# end-to-end suite, from the Go module proxy, because nothing can be downloaded as a release asset here. The result is
+# cached outside the repository, keyed by version, so a fresh clone on the same machine only links it: the
+# kube-apiserver build costs about 20 CPU-minutes the first time, kube-controller-manager about 1.5 minutes after it
+# (both come from one scratch module and -trimpath, so they share the Go build cache).
 #
 # Usage: hack/envtest-bins.sh DEST_DIR
 #   KUBE_VERSION (default 1.37.2), ETCD_VERSION (default 3.6.16) and FIW_CACHE_DIR override the defaults.
@@ -43,13 +45,15 @@ version_ldflags() {
   echo "$flags"
 }
 
-# build_kube_apiserver compiles k8s.io/kubernetes/cmd/kube-apiserver. Its go.mod points every staging module at a
-# local path, so a scratch module repeats those replace lines with the published staging versions (v0.x.y).
-build_kube_apiserver() {
-  local work kdir staging
+# build_kube COMPONENT compiles k8s.io/kubernetes/cmd/COMPONENT (kube-apiserver, kube-controller-manager). Its
+# go.mod points every staging module at a local path, so a scratch module repeats those replace lines with the
+# published staging versions (v0.x.y). The module imports both commands, so both builds select the same module
+# versions and reuse each other's compiled packages.
+build_kube() {
+  local component=$1 work kdir staging
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
-  log "building kube-apiserver v$kube_version (about 20 CPU-minutes cold; cached afterwards)"
+  log "building $component v$kube_version (kube-apiserver: about 20 CPU-minutes cold; cached afterwards)"
   kdir=$(go mod download -json "k8s.io/kubernetes@v$kube_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   staging="v0.${kube_version#1.}"
   {
@@ -63,19 +67,20 @@ build_kube_apiserver() {
     sed -n '/^replace (/,/^)/p' "$kdir/go.mod" | awk -v v="$staging" '$2 == "=>" { printf "\t%s => %s %s\n", $1, $1, v }'
     echo ")"
   } >"$work/go.mod"
-  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' >"$work/tools.go"
+  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"\n)\n' >"$work/tools.go"
   (
     cd "$work"
     go mod tidy >/dev/null 2>&1
-    go build -trimpath -ldflags "$(version_ldflags)" -o "$cache/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    go build -trimpath -ldflags "$(version_ldflags)" -o "$cache/$component.tmp" "k8s.io/kubernetes/cmd/$component"
   )
-  mv "$cache/kube-apiserver.tmp" "$cache/kube-apiserver"
+  mv "$cache/$component.tmp" "$cache/$component"
 }
 
 [ -x "$cache/etcd" ] || build_etcd
-[ -x "$cache/kube-apiserver" ] || build_kube_apiserver
+[ -x "$cache/kube-apiserver" ] || build_kube kube-apiserver
+[ -x "$cache/kube-controller-manager" ] || build_kube kube-controller-manager
 
-for b in etcd kube-apiserver; do
+for b in etcd kube-apiserver kube-controller-manager; do
   ln -sf "$cache/$b" "$dest/$b"
 done
 log "ready in $dest"
