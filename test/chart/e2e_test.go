@@ -40,8 +40,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	log := zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true))
 	ctrl.SetLogger(log)
 
+	// The policy goes to the chart too: the webhooks' matchConditions are derived from it.
 	manifest, err := render(GinkgoT(), e2eNamespace,
-		"webhooks:\n  deployments:\n    enabled: true\nnamespaceSelector:\n  excludedNamespaces: [kube-node-lease, "+e2eExcluded+"]\n")
+		"webhooks:\n  deployments:\n    enabled: true\nnamespaceSelector:\n  excludedNamespaces: [kube-node-lease, "+e2eExcluded+"]\n"+
+			"policy: |\n"+indent(e2ePolicy, "  "))
 	Expect(err).NotTo(HaveOccurred())
 	objs, err := decode(manifest)
 	Expect(err).NotTo(HaveOccurred())
@@ -79,7 +81,14 @@ identities:
     serviceAccounts: ["*"]
     aws:
       roleARN: arn:aws:iam::111122223333:role/{namespace}.{serviceAccount}
+mandates:
+  - name: everywhere
+    namespaces: ["*"]
 `
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n"+prefix) + "\n"
+}
 
 func decisions(ctx context.Context, path string) float64 {
 	GinkgoHelper()

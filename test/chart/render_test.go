@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
 )
 
 const (
@@ -403,8 +405,11 @@ func checkWebhookSemantics(t *testing.T, o objects) {
 			t.Errorf("%s: reinvocationPolicy is not IfNeeded", w.Name)
 		}
 		checkCommon(t, w.Name, w.SideEffects, w.MatchPolicy, w.AdmissionReviewVersions, w.ClientConfig, w.TimeoutSeconds)
-		if *w.ClientConfig.Service.Path == pathPod && *w.FailurePolicy != admissionv1.Ignore {
-			t.Errorf("%s: the pod path fails closed; it must never block the cluster", w.Name)
+		// The pod path fails open, except for the pods of full-injection ServiceAccounts, which its condition selects.
+		if *w.ClientConfig.Service.Path == pathPod && *w.FailurePolicy != admissionv1.Ignore &&
+			(w.Name != conditions.WebhookPodsFullInjection || len(w.MatchConditions) != 1 ||
+				w.MatchConditions[0].Name != conditions.NameFullInjection) {
+			t.Errorf("%s: the pod path fails closed for more than the full-injection pods; it must never block the cluster", w.Name)
 		}
 	}
 	for _, w := range v.Webhooks {

@@ -49,4 +49,9 @@ func TestTemplateRejectsInconsistentValues(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "metrics.serviceMonitor.enabled needs metrics.service.enabled") {
 		t.Errorf("a ServiceMonitor without the metrics Service was not refused: %v", err)
 	}
+	// The webhooks' conditions come from the policy: one the chart cannot read must not install unscoped webhooks.
+	_, err = render(t, releaseNS, "policy: \"kind: IdentityPolicy\\nidentities: [\"\n")
+	if err == nil || !strings.Contains(err.Error(), "policy is not valid YAML") {
+		t.Errorf("a policy that is not YAML was not refused: %v", err)
+	}
 }

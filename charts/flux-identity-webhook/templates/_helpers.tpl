@@ -77,3 +77,18 @@ clientConfig:
   caBundle: {{ . }}
   {{- end }}
 {{- end -}}
+
+{{/* The policy file exactly as the pods read it from the ConfigMap: the value with one final newline. */}}
+{{- define "fiw.policyContent" -}}
+{{- printf "%s\n" (regexReplaceAll "\n*$" .Values.policy "") -}}
+{{- end -}}
+
+{{/* Annotations of every webhook configuration: the digest of the policy their matchConditions were derived from
+(fluxidentity_policy_info{digest} shows the first 12 characters of the one in force), and cert-manager's CA
+injection. */}}
+{{- define "fiw.webhookAnnotations" -}}
+fluxidentity.dev/policy-sha256: {{ include "fiw.policyContent" . | sha256sum }}
+{{- if .Values.tls.certManager.enabled }}
+cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "fiw.servingCertificate" . }}
+{{- end }}
+{{- end -}}

@@ -2,61 +2,13 @@ package app
 
 import (
 	"bytes"
-	"fmt"
-	"regexp"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
 )
-
-func TestNamespaceCondition(t *testing.T) {
-	tests := map[string]struct {
-		patterns []string
-		want     string
-		wantOK   bool
-	}{
-		"exact names become one sorted, de-duplicated list": {
-			patterns: []string{"team-b", "flux-system", "team-b"},
-			want:     "request.namespace in ['flux-system', 'team-b']", wantOK: true,
-		},
-		"globs become anchored matches after the list": {
-			patterns: []string{"team-*", "flux-system", "ns-?"},
-			want:     "request.namespace in ['flux-system'] || request.namespace.matches('^ns-.$') || request.namespace.matches('^team-.*$')",
-			wantOK:   true,
-		},
-		"no namespace matches nothing": {patterns: nil, want: "false", wantOK: true},
-		"too many names give no condition": {patterns: func() []string {
-			var ns []string
-			for i := range maxConditionNames + 1 {
-				ns = append(ns, fmt.Sprintf("ns-%d", i))
-			}
-			return ns
-		}(), wantOK: false},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, ok := NamespaceCondition(tc.patterns)
-			if ok != tc.wantOK || got != tc.want {
-				t.Errorf("got %q, %v; want %q, %v", got, ok, tc.want, tc.wantOK)
-			}
-		})
-	}
-}
-
-// The regular expression of a glob must accept exactly what the policy's glob matching accepts.
-func TestGlobToRE2AgreesWithPolicyGlobs(t *testing.T) {
-	for glob, cases := range map[string]map[string]bool{
-		"team-*": {"team-": true, "team-a": true, "team": false, "xteam-a": false},
-		"t?-a*":  {"tx-a": true, "tx-abc": true, "t-a": false, "txx-a": false},
-		"*":      {"anything": true, "": true},
-	} {
-		re := regexp.MustCompile(globToRE2(glob))
-		for ns, want := range cases {
-			if got := re.MatchString(ns); got != want {
-				t.Errorf("%s (%s) on %q: %v, want %v", glob, globToRE2(glob), ns, got, want)
-			}
-		}
-	}
-}
 
 func TestMatchConditionsCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
@@ -65,14 +17,26 @@ func TestMatchConditionsCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	out := stdout.String()
-	for _, want := range []string{
-		"/mutate-v1-pod:\n- expression: request.namespace in ['flux-system', 'team-a'] || request.namespace.matches('^team-.*$')",
+	var got map[string][]conditions.Condition
+	if err := yaml.UnmarshalStrict(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("the output is not a map of webhook names to matchConditions: %v\n%s", err, stdout.String())
+	}
+	for webhook, want := range map[string]string{
+		conditions.WebhookPods: "request.namespace in ['flux-system', 'team-a'] || request.namespace.matches('^team-.*$')",
 		// ServiceAccounts also in the namespace only a mandate names.
-		"/mutate-v1-serviceaccount:\n- expression: request.namespace in ['flux-system', 'sealed', 'team-a'] ||",
+		conditions.WebhookServiceAccounts: "request.namespace in ['flux-system', 'sealed', 'team-a'] || request.namespace.matches('^team-.*$')",
+		conditions.WebhookSources:         "request.namespace in ['sealed']",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+		if len(got[webhook]) == 0 || got[webhook][0].Expression != want {
+			t.Errorf("%s: got %v, want first condition %q", webhook, got[webhook], want)
 		}
+	}
+	full := got[conditions.WebhookPodsFullInjection]
+	if len(full) != 1 || !strings.Contains(full[0].Expression,
+		"request.namespace + '/' + sa in ['flux-system/image-automation-controller', 'flux-system/image-reflector-controller', 'flux-system/source-controller']") {
+		t.Errorf("the full-injection webhook's condition does not list the three full-injection pairs: %v", full)
+	}
+	if pods := got[conditions.WebhookPods]; len(pods) != 2 || pods[1].Expression != "!"+full[0].Expression {
+		t.Errorf("the fail-open pod webhook must exclude exactly the pods of the fail-closed one: %v", pods)
 	}
 }
