@@ -1,92 +1,185 @@
 package webhook
 
 import (
+	"encoding/json"
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// maxMessageLength keeps each violation short enough to read in kubectl's one-line error output.
-const maxMessageLength = 120
+// Every handler decides into a verdict, and this file alone turns a verdict into the answer: the mode each violation
+// is answered in, the response, the audit annotations, the metrics and the one message shape.
 
-// verdict is what a mutating handler decided about one object, before the mode chooses how to answer: evaluate once,
-// then pick the sink.
-type verdict struct {
-	patch      []jsonpatch.Operation
-	violations []string
-	// mode answers the violations: enforce denies, warn admits with warnings, off admits silently.
-	mode policy.Mode
-	// identity names the policy entry that applied, if any.
-	identity string
-	// kind, namespace and rule label the violations in fluxidentity_violations_total and the audit log; rule is the
-	// identity entry, or "ownership" when no entry maps the object.
-	kind, namespace, rule string
+// MaxMessageLength bounds every message, so that a denial or warning reads on one terminal line.
+const MaxMessageLength = 120
+
+// Decisions: the outcome of a request, in the decision audit annotation and in
+// fluxidentity_admission_decisions_total. One set for every handler.
+const (
+	DecisionAllowed    = "allowed"    // admitted unchanged: nothing applied, or covered and compliant
+	DecisionPatched    = "patched"    // admitted with a patch
+	DecisionWarned     = "warned"     // admitted with warnings
+	DecisionDenied     = "denied"     // refused: a violation answered in enforce mode
+	DecisionUnenforced = "unenforced" // violations of rules in mode off only: admitted silently, still counted
+	DecisionExcepted   = "excepted"   // credentials excused by an unexpired exception, nothing else wrong
+	DecisionSkipped    = "skipped"    // never evaluated: a deletion, a status update, an object being deleted
+	DecisionErrored    = "errored"    // the request could not be evaluated
+)
+
+// Rule types: what a violation broke.
+const (
+	RuleMandate   = "mandate"   // a mandate of the policy (Flux sources; ServiceAccounts carrying pull secrets)
+	RuleIdentity  = "identity"  // an identity entry's ownership of a mapped ServiceAccount
+	RuleOwnership = "ownership" // the policy's ownership of keys no entry grants (unmapped ServiceAccounts, pods)
+)
+
+// violation is one broken rule.
+type violation struct {
+	ruleType, rule string // rule is the mandate's or entry's name; empty for RuleOwnership
+	// mode is the rule's own mode, before the server-wide mode or the update rule can soften it.
+	mode    policy.Mode
+	message string
 }
 
-// effectiveMode applies the server-wide mode: an audit-only installation (--mode=warn) never denies.
-func effectiveMode(m, server policy.Mode) policy.Mode {
-	if m == policy.ModeEnforce && server == policy.ModeWarn {
+// verdict is what a handler decided about one request, before the answer is chosen: evaluate once, then pick the
+// sink.
+type verdict struct {
+	patch      []jsonpatch.Operation
+	violations []violation
+	// warnings are advisories that are not violations (the response carries them in every mode).
+	warnings []string
+	// identity names the policy entry that applied; mandates the mandates covering a Flux source.
+	identity string
+	mandates []string
+	excepted bool // an exception excused the object's credentials
+	skipped  bool // the request was not evaluated
+	// unchanged softens enforce to warn: an update that brings no violation the object did not already have is
+	// reported as it is touched (finalizers, reconcile requests) instead of being locked.
+	unchanged bool
+	// kind and namespace label the violations in the metrics.
+	kind, namespace string
+}
+
+// answeredMode is the mode a violation is answered in: the server-wide --mode=warn (an audit-only installation) and
+// an unchanged update turn enforce into warn.
+func answeredMode(m, server policy.Mode, unchanged bool) policy.Mode {
+	if m == policy.ModeEnforce && (server == policy.ModeWarn || unchanged) {
 		return policy.ModeWarn
 	}
 	return m
 }
 
-// answer turns a verdict into the admission response and counts it. The entry that applied travels as the audit
-// annotation "identity" (the API server records it as <webhook name>/identity), which is also how `policy explain`
-// names it.
-// Violations are counted, and named in the audit annotations decision and mandate, in every mode, off included.
-func (v verdict) answer(server policy.Mode, count countedHandler) admission.Response {
-	resp := v.response(server, count)
-	if v.identity != "" {
-		resp.AuditAnnotations = map[string]string{keys.AuditIdentity: v.identity}
-	}
-	if len(v.violations) > 0 {
-		mode := effectiveMode(v.mode, server)
-		sourceViolations.WithLabelValues(string(mode), v.kind, v.namespace, v.rule).Add(float64(len(v.violations)))
-		if resp.AuditAnnotations == nil {
-			resp.AuditAnnotations = map[string]string{}
-		}
-		resp.AuditAnnotations[AuditKeyDecision] = map[policy.Mode]string{
-			policy.ModeEnforce: SourceDenied, policy.ModeWarn: SourceWarned, policy.ModeOff: SourceIgnored}[mode]
-		resp.AuditAnnotations[AuditKeyMandate] = v.rule
-	}
-	return resp
-}
-
-func (v verdict) response(server policy.Mode, count countedHandler) admission.Response {
-	if len(v.violations) > 0 {
-		switch effectiveMode(v.mode, server) {
+// respond turns the verdict into the admission response and counts it; the patch, when there is one, is encoded here
+// once.
+func (v *verdict) respond(server policy.Mode, count countedHandler) (*admissionv1.AdmissionResponse, string) {
+	resp := &admissionv1.AdmissionResponse{Allowed: true}
+	var denials []string
+	warnings := v.warnings
+	off := 0
+	for _, vi := range v.violations {
+		mode := answeredMode(vi.mode, server, v.unchanged)
+		countViolation(string(mode), v.kind, v.namespace, vi.ruleType, vi.rule)
+		switch mode {
 		case policy.ModeEnforce:
-			count.denied.Inc()
-			return admission.Denied(strings.Join(v.violations, "; "))
+			denials = append(denials, vi.message)
 		case policy.ModeWarn:
-			count.warned.Inc()
-			resp := admission.Patched("", v.patch...)
-			resp.Warnings = v.violations
-			return resp
+			warnings = append(warnings, vi.message)
+		default:
+			off++
 		}
 	}
-	if len(v.patch) == 0 {
-		count.allowed.Inc()
-		return admission.Allowed("")
+	decision := DecisionAllowed
+	switch {
+	case len(denials) > 0:
+		decision = DecisionDenied
+		resp.Allowed = false
+		resp.Result = &metav1.Status{Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+			Message: strings.Join(denials, "; ")}
+	case len(warnings) > 0:
+		decision = DecisionWarned
+	case off > 0:
+		decision = DecisionUnenforced
+	case v.skipped:
+		decision = DecisionSkipped
+	case v.excepted:
+		decision = DecisionExcepted
+	case len(v.patch) > 0:
+		decision = DecisionPatched
 	}
-	count.patched.Inc()
-	return admission.Patched("", v.patch...)
+	if resp.Allowed && len(v.patch) > 0 {
+		patch, err := json.Marshal(v.patch)
+		if err != nil { // operations hold strings, maps and API types only: cannot happen
+			return errorResponse(500, "encode patch: "+err.Error()), DecisionErrored
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
+		if decision == DecisionAllowed {
+			decision = DecisionPatched
+		}
+	}
+	if len(warnings) > 0 {
+		resp.Warnings = warnings
+	}
+	resp.AuditAnnotations = v.auditAnnotations(decision)
+	count.inc(decision)
+	return resp, decision
 }
 
-// message formats a violation "[prefix] rule: fix", shortening it to maxMessageLength bytes by dropping the optional
-// detail first and then truncating (names and keys are ASCII, so cutting bytes cuts no character).
-func message(prefix, rule, detail string) string {
-	m := "[" + prefix + "] " + rule
-	if detail != "" && len(m)+len(detail)+3 <= maxMessageLength {
-		m += " (" + detail + ")"
+// auditAnnotations name the decision, the entry that applied, the mandates covering a source and the rules broken.
+// The API server prefixes each key with the webhook's name (flux-sources.fluxidentity.dev/decision) and refuses keys
+// that then hold a second '/', so the keys have none.
+func (v *verdict) auditAnnotations(decision string) map[string]string {
+	a := map[string]string{keys.AuditDecision: decision}
+	if v.identity != "" {
+		a[keys.AuditIdentity] = v.identity
 	}
-	if len(m) > maxMessageLength {
-		m = m[:maxMessageLength-3] + "..."
+	if len(v.mandates) > 0 {
+		a[keys.AuditMandate] = strings.Join(v.mandates, ",")
 	}
-	return m
+	if len(v.violations) > 0 {
+		rules := make([]string, 0, len(v.violations))
+		for _, vi := range v.violations {
+			r := vi.ruleType
+			if vi.rule != "" {
+				r += ":" + vi.rule
+			}
+			if len(rules) == 0 || rules[len(rules)-1] != r {
+				rules = append(rules, r)
+			}
+		}
+		a[keys.AuditRules] = strings.Join(rules, ",")
+	}
+	return a
+}
+
+func errorResponse(code int32, message string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{Result: &metav1.Status{Status: metav1.StatusFailure, Code: code,
+		Message: message}}
+}
+
+// fitMessage is the one message shape: "[rule] text", the first candidate that fits MaxMessageLength bytes, from the
+// most detailed; the last one is cut when even it does not fit (names and keys are ASCII, so cutting bytes cuts no
+// character). rule is a mandate's or an identity entry's name, or "ownership".
+func fitMessage(rule string, candidates ...string) string {
+	prefix := "[" + rule + "] "
+	for _, c := range candidates {
+		if len(prefix)+len(c) <= MaxMessageLength {
+			return prefix + c
+		}
+	}
+	s := prefix + candidates[len(candidates)-1]
+	return s[:MaxMessageLength-3] + "..."
+}
+
+// withDetail is a message with an optional detail in parentheses, dropped first when it does not fit.
+func withDetail(text, detail string) []string {
+	if detail == "" {
+		return []string{text}
+	}
+	return []string{text + " (" + detail + ")", text}
 }

@@ -3,7 +3,6 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/go-logr/logr"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -15,8 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
@@ -69,10 +66,10 @@ func benchReview(b *testing.B, ns string, obj any) []byte {
 }
 
 // BenchmarkHandlers measures each handler's decision and patch on realistic requests, through the HTTP front the
-// server uses (ReviewHandler: body read, review decode, handler, response encode), without TLS.
+// server uses (body read, one decode, decision, answer, encode), without TLS.
 func BenchmarkHandlers(b *testing.B) {
 	p := loadFixturePolicy(b)
-	handlers := Handlers(Options{Policy: staticSource{p}, Mode: policy.ModeEnforce})
+	front := NewServer(Options{Policy: fixedPolicy{p}, Mode: policy.ModeEnforce})
 	cases := []struct {
 		name, path, ns string
 		obj            any
@@ -86,7 +83,7 @@ func BenchmarkHandlers(b *testing.B) {
 	}
 	for _, c := range cases {
 		body := benchReview(b, c.ns, c.obj)
-		h := &ReviewHandler{Webhook: &admission.Webhook{Handler: handlers[c.path]}}
+		h := front.Handler(c.path)
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
@@ -117,46 +114,4 @@ func BenchmarkHandlers(b *testing.B) {
 			}
 		}
 	})
-}
-
-func init() {
-	// admission.Webhook builds a logger per request; without a sink controller-runtime warns once per process.
-	ctrllog.SetLogger(logr.Discard())
-}
-
-type staticSource struct{ p *policy.Policy }
-
-func (s staticSource) Current() *policy.Policy { return s.p }
-
-// BenchmarkLeanPath measures the single-decode path of the hot handlers against the generic one.
-func BenchmarkLeanPath(b *testing.B) {
-	p := loadFixturePolicy(b)
-	o := Options{Policy: staticSource{p}, Mode: policy.ModeEnforce}
-	handlers, lean := Handlers(o), leanHandlers(o)
-	for _, c := range []struct{ name, ns, sa string }{
-		{"pod mapped full injection", "flux-system", "source-controller"},
-		{"pod unmapped", "apps", "default"},
-	} {
-		body := benchReview(b, c.ns, benchPod(c.sa))
-		for _, path := range []struct {
-			name string
-			h    *ReviewHandler
-		}{
-			{"generic", &ReviewHandler{Webhook: &admission.Webhook{Handler: handlers[PathMutatePod]}}},
-			{"lean", &ReviewHandler{Webhook: &admission.Webhook{Handler: handlers[PathMutatePod]}, lean: lean[PathMutatePod]}},
-		} {
-			b.Run(c.name+"/"+path.name, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					req := httptest.NewRequest(http.MethodPost, PathMutatePod, bytes.NewReader(body))
-					req.Header.Set("Content-Type", "application/json")
-					rec := httptest.NewRecorder()
-					path.h.ServeHTTP(rec, req)
-					if rec.Code != http.StatusOK {
-						b.Fatalf("status %d", rec.Code)
-					}
-				}
-			})
-		}
-	}
 }

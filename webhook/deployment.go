@@ -2,33 +2,26 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// deploymentMutator puts the Azure use label on the pod template of Deployments whose ServiceAccount is mapped to an
+// deployment puts the Azure use label on the pod template of Deployments whose ServiceAccount is mapped to an
 // Azure identity. The Azure webhook selects pods by that label, and the API server never calls a webhook for the
 // first time during reinvocation, so a label added to the pod by this webhook can come too late; on the template it
 // is there before any pod exists, whatever the webhook order.
-type deploymentMutator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &deploymentMutator{}
-
-func (h *deploymentMutator) Handle(_ context.Context, req admission.Request) admission.Response {
-	var d deploymentView
-	if err := json.Unmarshal(req.Object.Raw, &d); err != nil {
-		h.count.errored.Inc()
-		return admission.Errored(http.StatusBadRequest, err)
+func (s *Server) deployment(_ context.Context, p *policy.Policy, body []byte) (types.UID, verdict, error) {
+	req, err := decodeReview[deploymentView, none](body)
+	if err != nil {
+		return uidOf(req), verdict{}, err
 	}
-	return evaluateDeployment(h.opts.Policy.Current(), req.Namespace, &d).answer(h.opts.Mode, h.count)
+	if req.Object == nil {
+		return req.UID, verdict{}, &badObject{errNoObject}
+	}
+	return req.UID, evaluateDeployment(p, req.Namespace, req.Object), nil
 }
 
 func evaluateDeployment(p *policy.Policy, namespace string, d *deploymentView) verdict {
@@ -38,7 +31,7 @@ func evaluateDeployment(p *policy.Policy, namespace string, d *deploymentView) v
 		return verdict{}
 	}
 	want := map[string]string{keys.LabelAzureUse: "true"}
-	v := verdict{identity: m.Identity.Name}
+	v := verdict{identity: m.Identity.Name, kind: "Deployment", namespace: namespace}
 	v.patch = setMetadata(nil, "/spec/template", tmpl.Metadata, nil, want)
 	return v
 }

@@ -14,16 +14,9 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
-
-// fuzzPolicy serves one fixed policy to the handlers under fuzz.
-type fuzzPolicy struct{ p *policy.Policy }
-
-func (s fuzzPolicy) Current() *policy.Policy { return s.p }
 
 // fuzzPaths are the handler paths, indexed by the fuzzer's path selector.
 var fuzzPaths = []string{PathMutateServiceAccount, PathMutatePod, PathMutateDeployment, PathValidateFluxSources}
@@ -60,14 +53,14 @@ func FuzzReviewHandler(f *testing.F) {
 	f.Add(uint8(0), []byte(strings.Repeat(`{"a":`, 2000)))
 	f.Add(uint8(0), bytes.Repeat([]byte("x"), fuzzLimit+1))
 
-	handlers := Handlers(Options{Policy: fuzzPolicy{loadFixturePolicy(f)}, Mode: policy.ModeEnforce})
+	front := NewServer(Options{Policy: fixedPolicy{loadFixturePolicy(f)}, Mode: policy.ModeEnforce,
+		MaxRequestBytes: fuzzLimit})
 	f.Fuzz(func(t *testing.T, path uint8, body []byte) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]
-		rh := &ReviewHandler{Webhook: &admission.Webhook{Handler: handlers[p]}, MaxRequestBytes: fuzzLimit}
 		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, p, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		rh.ServeHTTP(rec, req)
+		front.Handler(p).ServeHTTP(rec, req)
 
 		var out admissionv1.AdmissionReview
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
@@ -123,33 +116,40 @@ func FuzzAdmissionRequest(f *testing.F) {
 	add(1, "CREATE", "flux-system", `{"spec":{"serviceAccountName":7}}`, ``)
 	add(0, "CREATE", "team-a", `null`, `[]`)
 
-	handlers := Handlers(Options{Policy: fuzzPolicy{loadFixturePolicy(f)}, Mode: policy.ModeEnforce})
+	front := NewServer(Options{Policy: fixedPolicy{loadFixturePolicy(f)}, Mode: policy.ModeEnforce})
 	f.Fuzz(func(t *testing.T, path, kind uint8, op, namespace string, object, old []byte) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]
 		kinds := fuzzKinds[p]
-		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-			UID: "fuzz", Kind: kinds[int(kind)%len(kinds)], Namespace: namespace, Name: "fuzz",
-			Operation: admissionv1.Operation(op), DryRun: new(bool),
-			Object: runtime.RawExtension{Raw: object}, OldObject: runtime.RawExtension{Raw: old},
-		}}
-		resp := handlers[p].Handle(context.WithoutCancel(t.Context()), req)
-		if !resp.Allowed {
-			if resp.Result == nil || resp.Result.Message == "" {
-				t.Fatalf("refused without a reason: %+v", resp.AdmissionResponse)
+		k, _ := json.Marshal(kinds[int(kind)%len(kinds)])
+		ns, _ := json.Marshal(namespace)
+		operation, _ := json.Marshal(op)
+		// Built by hand so that any bytes can stand for the objects: a body that is no JSON must be refused.
+		body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"fuzz","kind":` +
+			string(k) + `,"namespace":` + string(ns) + `,"name":"fuzz","operation":` + string(operation) +
+			`,"dryRun":false` + rawField("object", object) + rawField("oldObject", old) + `}}`)
+		r := front.routes[p]
+		_, v, err := r.decide(context.WithoutCancel(t.Context()), front.opts.Policy.Current(), body)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("refused without a reason")
 			}
 			return
 		}
-		if len(resp.Patches) == 0 {
+		resp, _ := v.respond(policy.ModeEnforce, r.count)
+		if !resp.Allowed {
+			if resp.Result == nil || resp.Result.Message == "" {
+				t.Fatalf("refused without a reason: %+v", resp)
+			}
+			return
+		}
+		if len(resp.Patch) == 0 {
 			return
 		}
 		var shape map[string]any
 		if err := json.Unmarshal(object, &shape); err != nil {
 			t.Fatalf("patched an object that is not a JSON object: %q", object)
 		}
-		patchJSON, err := json.Marshal(resp.Patches)
-		if err != nil {
-			t.Fatal(err)
-		}
+		patchJSON := resp.Patch
 		patch, err := jsonpatchapply.DecodePatch(patchJSON)
 		if err != nil {
 			t.Fatalf("invalid patch %s: %v", patchJSON, err)
@@ -161,8 +161,20 @@ func FuzzAdmissionRequest(f *testing.F) {
 		if !json.Valid(patched) {
 			t.Fatalf("patching left invalid JSON: %s", patched)
 		}
-		if slices.ContainsFunc(resp.Patches, func(o jsonpatch.Operation) bool { return o.Operation == "remove" }) {
+		var ops []jsonpatch.Operation
+		if err := json.Unmarshal(patchJSON, &ops); err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(ops, func(o jsonpatch.Operation) bool { return o.Operation == "remove" }) {
 			t.Errorf("a remove operation: the webhook only adds and replaces what it owns: %s", patchJSON)
 		}
 	})
+}
+
+// rawField is ,"name":raw for a non-empty raw.
+func rawField(name string, raw []byte) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	return `,"` + name + `":` + string(raw)
 }

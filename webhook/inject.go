@@ -201,6 +201,13 @@ func (inj injection) patch(ops []jsonpatch.Operation, pod *podView) []jsonpatch.
 	return ops
 }
 
+// containerBytes is about how much one container's share of the patch (its env and mount) encodes to.
+func (inj injection) containerBytes() int {
+	env, _ := inj.env(&containerView{})
+	b, _ := json.Marshal(env)
+	return len(b) + len(inj.mountPath) + len(inj.volume.Name) + 160 // + the operations and the mount's fields
+}
+
 func hasVolume(pod *podView, name string) bool {
 	for _, v := range pod.Spec.Volumes {
 		if v.Name == name {

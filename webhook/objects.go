@@ -34,14 +34,6 @@ type podView struct {
 	Spec     podSpecView `json:"spec"`
 }
 
-// podRouting is the least of a pod that decides whether anything applies to it.
-type podRouting struct {
-	Spec struct {
-		ServiceAccountName string `json:"serviceAccountName"`
-		ServiceAccount     string `json:"serviceAccount"`
-	} `json:"spec"`
-}
-
 type podSpecView struct {
 	ServiceAccountName string `json:"serviceAccountName"`
 	// ServiceAccount is the deprecated alias the API server still fills.

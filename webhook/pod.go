@@ -2,44 +2,32 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
+	"fmt"
 
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// podMutator labels and injects the pods of mapped ServiceAccounts.
-type podMutator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &podMutator{}
-
-func (h *podMutator) Handle(_ context.Context, req admission.Request) admission.Response {
-	var pod podView
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		h.count.errored.Inc()
-		return admission.Errored(http.StatusBadRequest, err)
-	}
-	// A pod created from a template (generateName) may carry no namespace in its metadata: the request's is the truth.
-	v, err := evaluatePod(h.opts.Policy.Current(), req.Namespace, &pod)
+// pod labels and injects the pods of mapped ServiceAccounts. A pod created from a template (generateName) may carry
+// no namespace in its metadata: the request's is the truth.
+func (s *Server) pod(_ context.Context, p *policy.Policy, body []byte) (types.UID, verdict, error) {
+	req, err := decodeReview[podView, none](body)
 	if err != nil {
-		h.count.errored.Inc()
-		return admission.Errored(http.StatusInternalServerError, err)
+		return uidOf(req), verdict{}, err
 	}
-	return v.answer(h.opts.Mode, h.count)
+	if req.Object == nil {
+		return req.UID, verdict{}, &badObject{errNoObject}
+	}
+	v, err := evaluatePod(p, req.Namespace, req.Object)
+	return req.UID, v, err
 }
 
-// podIsMapped tells from the routing view alone whether evaluatePod could do anything.
-func podIsMapped(p *policy.Policy, namespace string, r *podRouting) bool {
-	spec := podSpecView{ServiceAccountName: r.Spec.ServiceAccountName, ServiceAccount: r.Spec.ServiceAccount}
-	_, mapped := p.IdentityFor(namespace, spec.serviceAccount())
-	return mapped
-}
+// maxInjectionPatchBytes bounds what full injection may add to one pod. A Flux controller's pod takes a few hundred
+// bytes per container; a pod whose containers would need more is answered without injection and with a warning,
+// never with a patch of megabytes.
+const maxInjectionPatchBytes = 256 << 10
 
 // evaluatePod decides about a pod in namespace. A pod whose ServiceAccount is mapped gets keys.AnnotationIdentity; with
 // injection annotate, Azure pods get the label the Azure webhook selects on; with injection full, the cloud's token
@@ -59,6 +47,13 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 		if inj, err = podInjection(m, pod); err != nil {
 			return verdict{}, err
 		}
+		if n, size := len(pod.Spec.InitContainers)+len(pod.Spec.Containers), inj.containerBytes(); n*size > maxInjectionPatchBytes {
+			v := verdict{identity: m.Identity.Name, kind: "Pod", namespace: namespace,
+				warnings: []string{fitMessage(m.Identity.Name, fmt.Sprintf("pod has %d containers: injection would add "+
+					"about %d KiB, over the %d KiB bound; nothing was injected", n, n*size>>10, maxInjectionPatchBytes>>10))}}
+			v.patch = setMetadata(nil, "", pod.Metadata, annotations, nil)
+			return v, nil
+		}
 		for k, v := range inj.annotations {
 			annotations[k] = v
 		}
@@ -66,7 +61,7 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 		// Only in annotate mode: with full injection the Azure webhook must not inject a second time.
 		labels = map[string]string{keys.LabelAzureUse: "true"}
 	}
-	v := verdict{identity: m.Identity.Name}
+	v := verdict{identity: m.Identity.Name, kind: "Pod", namespace: namespace}
 	v.patch = setMetadata(nil, "", pod.Metadata, annotations, labels)
 	if inj.env != nil {
 		v.patch = inj.patch(v.patch, pod)

@@ -2,89 +2,62 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
+	"errors"
 	"slices"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// ownershipRule labels pod metadata violations in messages, metrics and the audit log, as it does for unmapped
-// ServiceAccounts: no policy entry is involved.
-const ownershipRule = "ownership"
-
-// podMetadataValidator refuses pod updates (and bindings, which merge their annotations into the pod) that add,
-// change or remove an owned annotation. Its registration sends it only such requests (a CEL matchCondition), and
-// fails closed: stopping the webhook cannot let a change through, and ordinary pod updates never wait on it.
-type podMetadataValidator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &podMetadataValidator{}
-
-func (h *podMetadataValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	old, obj, changes, err := podMetadataChange(req)
-	if err != nil {
-		h.count.errored.Inc()
-		return admission.Errored(http.StatusBadRequest, err)
-	}
-	if !changes {
-		h.count.allowed.Inc()
-		return admission.Allowed("")
-	}
-	v := evaluatePodMetadata(req.Namespace, req.Operation == admissionv1.Create, old, obj)
-	if len(v.violations) > 0 {
-		// The messages name keys, never values: a credential configuration stays out of the log.
-		logf.FromContext(ctx).Info("owned pod annotation change", "namespace", req.Namespace, "name", req.Name,
-			"subResource", req.SubResource, "user", req.UserInfo.Username, "violations", v.violations)
-	}
-	return v.answer(h.opts.Mode, h.count)
-}
-
-// podMetadataChange reads a pod's metadata before and after req: an update of the pod or of its status
+// podMetadata refuses pod updates (and bindings, which merge their annotations into the pod) that add, change or
+// remove an owned annotation. Its registration sends it only such requests (a CEL matchCondition), and fails closed:
+// stopping the webhook cannot let a change through, and ordinary pod updates never wait on it.
+//
+// It reads a pod's metadata before and after the request: an update of the pod or of its status
 // (k8s.io/kubernetes pkg/registry/core/pod/strategy.go: podStatusStrategy.PrepareForUpdate keeps metadata changes,
 // while the ephemeralcontainers and resize strategies reset them with ResetObjectMetaForStatus), or a binding, whose
 // annotations the API server merges into the pod (pod/storage/storage.go: BindingREST.setPodNodeAndMetadata; before
-// is then empty). changes is false for any other request.
-func podMetadataChange(req admission.Request) (old, new *objectMeta, changes bool, err error) {
+// is then empty). Any other request changes nothing it owns.
+func (s *Server) podMetadata(_ context.Context, _ *policy.Policy, body []byte) (types.UID, verdict, error) {
+	req, err := decodeReview[objectView, objectView](body)
+	if err != nil {
+		return uidOf(req), verdict{}, err
+	}
+	var old *objectMeta
 	switch {
 	case req.Operation == admissionv1.Update && (req.SubResource == "" || req.SubResource == "status"):
-		if old, err = decodeMetadata("old object", req.OldObject.Raw); err != nil {
-			return nil, nil, false, err
+		if req.OldObject == nil {
+			return req.UID, verdict{}, &badObject{errors.New("the update carries no old object")}
 		}
+		old = metaOf(req.OldObject.Metadata)
 	case req.Operation == admissionv1.Create && req.Kind.Kind == "Binding": // pods/binding or the legacy bindings
 		old = &noMetadata
 	default:
-		return nil, nil, false, nil
+		return req.UID, verdict{}, nil
 	}
-	if new, err = decodeMetadata("object", req.Object.Raw); err != nil {
-		return nil, nil, false, err
+	if req.Object == nil {
+		return req.UID, verdict{}, &badObject{errNoObject}
 	}
-	return old, new, true, nil
+	v := evaluatePodMetadata(req.Namespace, req.Operation == admissionv1.Create, old, metaOf(req.Object.Metadata))
+	if len(v.violations) > 0 {
+		// The messages name keys, never values: a credential configuration stays out of the log.
+		msgs := make([]string, len(v.violations))
+		for i, vi := range v.violations {
+			msgs[i] = vi.message
+		}
+		s.opts.Log.Info("owned pod annotation change", "namespace", clip(req.Namespace), "name", clip(req.Name),
+			"subResource", clip(req.SubResource), "user", clip(req.UserInfo.Username), "violations", msgs)
+	}
+	return req.UID, v, nil
 }
 
 // objectView is any object of which only the metadata matters.
 type objectView struct {
 	Metadata *objectMeta `json:"metadata"`
-}
-
-func decodeMetadata(what string, raw []byte) (*objectMeta, error) {
-	if len(raw) == 0 {
-		return nil, fmt.Errorf("decode %s: the request carries none", what)
-	}
-	var o objectView
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", what, err)
-	}
-	return metaOf(o.Metadata), nil
 }
 
 // evaluatePodMetadata decides about a pod whose metadata goes from old to new (for a binding, new is the Binding's
@@ -96,7 +69,7 @@ func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) v
 	if len(changed) == 0 {
 		return verdict{}
 	}
-	v := verdict{mode: policy.ModeEnforce, kind: "Pod", namespace: namespace, rule: ownershipRule}
+	v := verdict{kind: "Pod", namespace: namespace}
 	// "[ownership] annotation fluxidentity.dev/gcp-credential-config is set by the webhook at pod creation, not by a
 	// binding" is 117 bytes.
 	fix := ": recreate the pod"
@@ -104,8 +77,8 @@ func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) v
 		fix = ", not by a binding"
 	}
 	for _, k := range changed {
-		v.violations = append(v.violations,
-			message(ownershipRule, "annotation "+k+" is set by the webhook at pod creation"+fix, ""))
+		v.violations = append(v.violations, violation{ruleType: RuleOwnership, mode: policy.ModeEnforce,
+			message: fitMessage(RuleOwnership, "annotation "+clip(k)+" is set by the webhook at pod creation"+fix)})
 	}
 	return v
 }

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
@@ -98,17 +96,24 @@ func TestEvaluatePodMetadata(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v := evaluatePodMetadata("apps", c.binding, &objectMeta{Annotations: c.old}, &objectMeta{Annotations: c.new})
-			if !slices.Equal(v.violations, c.want) {
-				t.Fatalf("violations %q, want %q", v.violations, c.want)
+			var messages []string
+			for _, vi := range v.violations {
+				messages = append(messages, vi.message)
+				if vi.mode != policy.ModeEnforce || vi.ruleType != RuleOwnership {
+					t.Errorf("violation mode %q rule type %q", vi.mode, vi.ruleType)
+				}
+			}
+			if !slices.Equal(messages, c.want) {
+				t.Fatalf("violations %q, want %q", messages, c.want)
 			}
 			if len(c.want) == 0 {
 				return
 			}
-			if v.mode != policy.ModeEnforce || v.kind != "Pod" || v.namespace != "apps" || v.rule != ownershipRule {
-				t.Errorf("verdict mode %q kind %q namespace %q rule %q", v.mode, v.kind, v.namespace, v.rule)
+			if v.kind != "Pod" || v.namespace != "apps" {
+				t.Errorf("verdict kind %q namespace %q", v.kind, v.namespace)
 			}
-			for _, m := range v.violations {
-				if len(m) > maxMessageLength {
+			for _, m := range messages {
+				if len(m) > MaxMessageLength {
 					t.Errorf("message of %d bytes: %s", len(m), m)
 				}
 				if strings.Contains(m, "external_account") {
@@ -120,7 +125,7 @@ func TestEvaluatePodMetadata(t *testing.T) {
 }
 
 // podMetadataRequest builds what the API server sends for a change of a pod's annotations.
-func podMetadataRequest(t *testing.T, op admissionv1.Operation, kind, subResource string, old, new map[string]string) admission.Request {
+func podMetadataRequest(t *testing.T, op admissionv1.Operation, kind, subResource string, old, new map[string]string) admissionv1.AdmissionRequest {
 	t.Helper()
 	raw := func(a map[string]string) []byte {
 		b, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": kind,
@@ -130,8 +135,8 @@ func podMetadataRequest(t *testing.T, op admissionv1.Operation, kind, subResourc
 		}
 		return b
 	}
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "u-1", Operation: op, Namespace: "apps",
-		Name: "p", Kind: metav1.GroupVersionKind{Version: "v1", Kind: kind}, SubResource: subResource}}
+	req := admissionv1.AdmissionRequest{UID: "u-1", Operation: op, Namespace: "apps",
+		Name: "p", Kind: metav1.GroupVersionKind{Version: "v1", Kind: kind}, SubResource: subResource}
 	req.Object.Raw = raw(new)
 	if op == admissionv1.Update {
 		req.OldObject.Raw = raw(old)
@@ -172,17 +177,20 @@ func TestPodMetadataValidatorAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := Handlers(Options{Policy: staticSource{&policy.Policy{}}, Mode: c.mode})[PathValidatePod]
+			front := NewServer(Options{Policy: fixedPolicy{&policy.Policy{}}, Mode: c.mode})
 			counter := admissionDecisions.WithLabelValues(PathValidatePod, c.decisionKey)
 			before := testutil.ToFloat64(counter)
-			resp := (&admission.Webhook{Handler: h}).Handle(context.Background(),
-				podMetadataRequest(t, c.op, c.kind, c.sub, c.old, c.new))
-			if resp.Allowed != c.allowed || len(resp.Warnings) != c.warnings || resp.Result.Code != c.code {
-				t.Fatalf("allowed %v warnings %q code %d (%s), want %v, %d warnings, code %d",
-					resp.Allowed, resp.Warnings, resp.Result.Code, resp.Result.Message, c.allowed, c.warnings, c.code)
+			_, resp := ask(t, front, PathValidatePod, podMetadataRequest(t, c.op, c.kind, c.sub, c.old, c.new))
+			code := int32(http.StatusOK)
+			if resp.Result != nil {
+				code = resp.Result.Code
 			}
-			if len(resp.Patches) != 0 || resp.Patch != nil {
-				t.Errorf("a validating answer carries a patch: %v", resp.Patches)
+			if resp.Allowed != c.allowed || len(resp.Warnings) != c.warnings || code != c.code {
+				t.Fatalf("allowed %v warnings %q code %d (%v), want %v, %d warnings, code %d",
+					resp.Allowed, resp.Warnings, code, resp.Result, c.allowed, c.warnings, c.code)
+			}
+			if resp.Patch != nil {
+				t.Errorf("a validating answer carries a patch: %s", resp.Patch)
 			}
 			if got := testutil.ToFloat64(counter) - before; got != 1 {
 				t.Errorf("%s decisions counted %v times, want once", c.decisionKey, got)
@@ -202,16 +210,16 @@ func TestPodMetadataValidatorAnswers(t *testing.T) {
 }
 
 func TestPodMetadataValidatorRefusesRequestsWithoutObjects(t *testing.T) {
-	h := Handlers(Options{Policy: staticSource{&policy.Policy{}}, Mode: policy.ModeEnforce})[PathValidatePod]
+	front := NewServer(Options{Policy: fixedPolicy{&policy.Policy{}}, Mode: policy.ModeEnforce})
 	req := podMetadataRequest(t, admissionv1.Update, "Pod", "", nil, map[string]string{keys.AnnotationIdentity: "x"})
 	req.OldObject.Raw = nil
-	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != http.StatusBadRequest {
-		t.Errorf("an update without its old object: allowed %v code %d, want a 400", resp.Allowed, resp.Result.Code)
+	if code, resp := ask(t, front, PathValidatePod, req); resp.Allowed || code != http.StatusOK || resp.Result.Code != http.StatusBadRequest {
+		t.Errorf("an update without its old object: allowed %v status %d, want a 400 result", resp.Allowed, code)
 	}
 	req = podMetadataRequest(t, admissionv1.Update, "Pod", "", nil, nil)
 	req.Object.Raw = []byte(`{"metadata":{"annotations":["not","a","map"]}}`)
-	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != http.StatusBadRequest {
-		t.Errorf("metadata of the wrong shape: allowed %v code %d, want a 400", resp.Allowed, resp.Result.Code)
+	if code, resp := ask(t, front, PathValidatePod, req); resp.Allowed || code != http.StatusOK || resp.Result.Code != http.StatusBadRequest {
+		t.Errorf("metadata of the wrong shape: allowed %v status %d, want a 400 result", resp.Allowed, code)
 	}
 }
 

@@ -1,8 +1,11 @@
 package webhook
 
 import (
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
@@ -19,39 +22,28 @@ type Options struct {
 	Mode policy.Mode
 	// MaxRequestBytes caps request bodies; DefaultMaxRequestBytes when zero.
 	MaxRequestBytes int64
+	// ReadTimeout bounds how long a request body may take to arrive; 10 s when zero.
+	ReadTimeout time.Duration
+	// Log receives decisions worth a line (violations, errors); request-controlled strings are clipped.
+	Log logr.Logger
+	// Now is the clock deciding which exceptions have expired; time.Now when nil.
+	Now func() time.Time
 }
 
-// Handlers builds the admission handlers keyed by path. Register serves them; `policy explain` calls them directly, so
-// the CLI and the server answer from one code path.
-func Handlers(o Options) map[string]admission.Handler {
-	return map[string]admission.Handler{
-		PathMutateServiceAccount: &serviceAccountMutator{opts: o, count: newCountedHandler(PathMutateServiceAccount)},
-		PathMutatePod:            &podMutator{opts: o, count: newCountedHandler(PathMutatePod)},
-		PathMutateDeployment:     &deploymentMutator{opts: o, count: newCountedHandler(PathMutateDeployment)},
-		PathValidateFluxSources:  &sourceValidator{opts: o, count: newCountedHandler(PathValidateFluxSources)},
-		PathValidatePod:          &podMetadataValidator{opts: o, count: newCountedHandler(PathValidatePod)},
+// deciders are the handlers, each a decode of the review into its view and a decision, keyed by path.
+func (s *Server) deciders() map[string]func(context.Context, *policy.Policy, []byte) (types.UID, verdict, error) {
+	return map[string]func(context.Context, *policy.Policy, []byte) (types.UID, verdict, error){
+		PathMutateServiceAccount: s.serviceAccount,
+		PathMutatePod:            s.pod,
+		PathMutateDeployment:     s.deployment,
+		PathValidateFluxSources:  s.source,
+		PathValidatePod:          s.podMetadata,
 	}
 }
 
-// leanHandlers are the single-decode paths of the two hot handlers (see lean.go). PathValidatePod has none: its
-// matchCondition sends it only the rare updates it refuses, so it is not hot.
-func leanHandlers(o Options) map[string]leanHandler {
-	return map[string]leanHandler{
-		PathMutatePod: &leanPath[podView, podRouting]{opts: o, count: newCountedHandler(PathMutatePod),
-			evaluate: evaluatePod, route: podIsMapped},
-		PathMutateServiceAccount: &leanPath[serviceAccountView, struct{}]{opts: o, count: newCountedHandler(PathMutateServiceAccount),
-			evaluate: func(p *policy.Policy, ns string, sa *serviceAccountView) (verdict, error) {
-				return evaluateServiceAccount(p, ns, sa), nil
-			}},
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
 	}
-}
-
-// Register serves the admission handlers on srv at their fixed paths; controller-runtime's Register adds its request
-// metrics to each.
-func Register(srv ctrlwebhook.Server, o Options) {
-	lean := leanHandlers(o)
-	for path, h := range Handlers(o) {
-		srv.Register(path, &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, lean: lean[path],
-			MaxRequestBytes: o.MaxRequestBytes})
-	}
+	return time.Now()
 }

@@ -4,108 +4,78 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"net/http"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
-// DefaultMaxRequestBytes caps an AdmissionReview body. The API server sends at most two objects of 3 MiB each
-// (old and new) plus the request envelope, so 7 MiB is the same bound controller-runtime uses.
-const DefaultMaxRequestBytes = 7 << 20
-
-// ReviewHandler is the HTTP front of an admission handler. Unlike admission.Webhook's own ServeHTTP, which answers
-// every broken request with HTTP 200 and an error inside the review, it answers with real status codes: 400 for a
-// body that is not an admission.k8s.io/v1 AdmissionReview, 413 for a body over the cap (refused from Content-Length
-// before reading it), 415 for another content type. The decision itself, panic recovery included, is delegated to
-// admission.Webhook.Handle.
-type ReviewHandler struct {
-	Webhook *admission.Webhook
-	// lean, when set, answers every request it can decode cleanly from a single decode of the body (see lean.go);
-	// anything else goes the generic way through Webhook, so both paths answer alike.
-	lean            leanHandler
-	MaxRequestBytes int64
+// review is an admission.k8s.io/v1 AdmissionReview reduced to what a handler reads, decoded in one pass with the
+// object straight into the handler's view O (and the old object into OO): nothing else of the body is kept.
+type review[O, OO any] struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Request    *request[O, OO] `json:"request"`
 }
 
-var _ http.Handler = &ReviewHandler{}
-
-func (h *ReviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	limit := h.MaxRequestBytes
-	if limit <= 0 {
-		limit = DefaultMaxRequestBytes
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, errors.New("admission reviews are POSTed"))
-		return
-	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: expected application/json",
-			r.Header.Get("Content-Type")))
-		return
-	}
-	if r.ContentLength > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes is over the %d byte limit",
-			r.ContentLength, limit))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over the %d byte limit", limit))
-			return
-		}
-		writeError(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
-		return
-	}
-
-	if h.lean != nil {
-		if resp, ok := h.lean.handleBody(r.Context(), body); ok {
-			writeReview(w, http.StatusOK, &resp.AdmissionResponse)
-			return
-		}
-	}
-	review, err := decodeReview(body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	resp := h.Webhook.Handle(r.Context(), admission.Request{AdmissionRequest: *review.Request})
-	writeReview(w, http.StatusOK, &resp.AdmissionResponse)
+type request[O, OO any] struct {
+	UID         types.UID               `json:"uid"`
+	Kind        metav1.GroupVersionKind `json:"kind"`
+	SubResource string                  `json:"subResource"`
+	Name        string                  `json:"name"`
+	Namespace   string                  `json:"namespace"`
+	Operation   admissionv1.Operation   `json:"operation"`
+	UserInfo    struct {
+		Username string `json:"username"`
+	} `json:"userInfo"`
+	DryRun    *bool `json:"dryRun"`
+	Object    *O    `json:"object"`
+	OldObject *OO   `json:"oldObject"`
 }
 
-// decodeReview accepts only what the webhook configurations ask for: admission.k8s.io/v1 AdmissionReview with a
-// request carrying a UID.
-func decodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
-		return nil, fmt.Errorf("decode AdmissionReview: %w", err)
+// badObject is a well-formed review whose object is not what the handler reads: answered 200 with a 400 result.
+type badObject struct{ err error }
+
+func (e *badObject) Error() string { return e.err.Error() }
+func (e *badObject) Unwrap() error { return e.err }
+
+// none stands for an object a handler does not read.
+type none struct{}
+
+// decodeReview accepts only what the webhook configurations ask for: an admission.k8s.io/v1 AdmissionReview with a
+// request carrying a uid.
+func decodeReview[O, OO any](body []byte) (*request[O, OO], error) {
+	var r review[O, OO]
+	err := json.Unmarshal(body, &r)
+	// A value of the wrong type inside the object does not stop the decoder (it skips the field and reports the first
+	// such error): the review is well formed, only the object is not what the handler reads.
+	var typeErr *json.UnmarshalTypeError
+	objectErr := errors.As(err, &typeErr) &&
+		(strings.HasPrefix(typeErr.Field, "request.object") || strings.HasPrefix(typeErr.Field, "request.oldObject"))
+	if err != nil && !objectErr {
+		return nil, &badRequest{fmt.Errorf("decode AdmissionReview: %w", err)}
 	}
-	if review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview" {
-		return nil, fmt.Errorf("expected admission.k8s.io/v1 AdmissionReview, got %q %q", review.APIVersion, review.Kind)
+	if r.APIVersion != admissionv1.SchemeGroupVersion.String() || r.Kind != "AdmissionReview" {
+		return nil, &badRequest{fmt.Errorf("expected admission.k8s.io/v1 AdmissionReview, got %q %q", clip(r.APIVersion),
+			clip(r.Kind))}
 	}
-	if review.Request == nil || review.Request.UID == "" {
-		return nil, errors.New("AdmissionReview has no request or no request uid")
+	if r.Request == nil || r.Request.UID == "" {
+		return nil, &badRequest{errors.New("AdmissionReview has no request or no request uid")}
 	}
-	return &review, nil
+	if objectErr {
+		return r.Request, &badObject{fmt.Errorf("decode the object: %w", err)}
+	}
+	return r.Request, nil
 }
 
-func writeError(w http.ResponseWriter, code int, err error) {
-	resp := admission.Errored(int32(code), err)
-	writeReview(w, code, &resp.AdmissionResponse)
+// uidOf is the request's uid, or none when there is no request.
+func uidOf[O, OO any](r *request[O, OO]) types.UID {
+	if r == nil {
+		return ""
+	}
+	return r.UID
 }
 
-func writeReview(w http.ResponseWriter, code int, resp *admissionv1.AdmissionResponse) {
-	out := admissionv1.AdmissionReview{Response: resp}
-	out.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
-	body, err := json.Marshal(out)
-	if err != nil { // cannot happen for this type; answer something the API server understands anyway
-		code, body = http.StatusInternalServerError, []byte(`{"error":"encode AdmissionReview"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(body)
-}
+// dryRun says whether the request will not be persisted.
+func (r *request[O, OO]) dryRun() bool { return r.DryRun != nil && *r.DryRun }

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"k8s.io/apimachinery/pkg/types"
+	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
 )
 
 const validReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
@@ -17,13 +20,16 @@ const validReview = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview
  "resource":{"group":"","version":"v1","resource":"serviceaccounts"},"namespace":"ns","operation":"CREATE",
  "userInfo":{},"object":{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"sa","namespace":"ns"}}}}`
 
-func serve(t *testing.T, h admission.Handler, method, contentType, body string, limit int64) (*httptest.ResponseRecorder, admissionv1.AdmissionReview) {
+// serve sends a body to the ServiceAccount path of a front that maps nothing, so a valid review is simply allowed.
+func serve(t *testing.T, s *Server, method, contentType, body string) (*httptest.ResponseRecorder, admissionv1.AdmissionReview) {
 	t.Helper()
-	rh := &ReviewHandler{Webhook: &admission.Webhook{Handler: h}, MaxRequestBytes: limit}
-	req := httptest.NewRequestWithContext(t.Context(), method, "/mutate-v1-serviceaccount", strings.NewReader(body))
+	if s == nil {
+		s = NewServer(Options{Policy: fixedPolicy{&policy.Policy{}}})
+	}
+	req := httptest.NewRequestWithContext(t.Context(), method, PathMutateServiceAccount, strings.NewReader(body))
 	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
-	rh.ServeHTTP(rec, req)
+	s.Handler(PathMutateServiceAccount).ServeHTTP(rec, req)
 	var out admissionv1.AdmissionReview
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("response is not an AdmissionReview: %v: %s", err, rec.Body.String())
@@ -33,10 +39,6 @@ func serve(t *testing.T, h admission.Handler, method, contentType, body string, 
 	}
 	return rec, out
 }
-
-var allowAll = admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
-	return admission.Allowed("")
-})
 
 func TestReviewHandlerStatusCodes(t *testing.T) {
 	tests := map[string]struct {
@@ -85,11 +87,15 @@ func TestReviewHandlerStatusCodes(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			rec, out := serve(t, allowAll, tc.method, tc.contentType, tc.body, tc.limit)
+			var front *Server
+			if tc.limit > 0 {
+				front = NewServer(Options{Policy: fixedPolicy{&policy.Policy{}}, MaxRequestBytes: tc.limit})
+			}
+			rec, out := serve(t, front, tc.method, tc.contentType, tc.body)
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantStatus, rec.Body.String())
 			}
-			if int(out.Response.Result.Code) != tc.wantStatus {
+			if tc.wantStatus != http.StatusOK && int(out.Response.Result.Code) != tc.wantStatus {
 				t.Errorf("review result code %d, want %d", out.Response.Result.Code, tc.wantStatus)
 			}
 			if tc.wantStatus == http.StatusOK {
@@ -100,7 +106,7 @@ func TestReviewHandlerStatusCodes(t *testing.T) {
 					t.Errorf("response typed %s %s", out.APIVersion, out.Kind)
 				}
 			}
-			if !strings.Contains(out.Response.Result.Message, tc.wantMessage) {
+			if out.Response.Result != nil && !strings.Contains(out.Response.Result.Message, tc.wantMessage) {
 				t.Errorf("message %q does not contain %q", out.Response.Result.Message, tc.wantMessage)
 			}
 		})
@@ -108,13 +114,13 @@ func TestReviewHandlerStatusCodes(t *testing.T) {
 }
 
 func TestReviewHandlerRefusesOversizedBodyFromContentLength(t *testing.T) {
-	rh := &ReviewHandler{Webhook: &admission.Webhook{Handler: allowAll}, MaxRequestBytes: 1024}
+	front := NewServer(Options{Policy: fixedPolicy{&policy.Policy{}}, MaxRequestBytes: 1024})
 	body := &countingReader{}
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", body)
 	req.ContentLength = 1 << 30
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
-	rh.ServeHTTP(rec, req)
+	front.Handler(PathMutateServiceAccount).ServeHTTP(rec, req)
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %d, want 413", rec.Code)
 	}
@@ -130,18 +136,31 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// panickingPolicy panics where the front reads the policy: recovery must cover the whole request, not the handler only.
+type panickingPolicy struct{}
+
+func (panickingPolicy) Current() *policy.Policy { panic("policy source broke") }
+
 func TestReviewHandlerTurnsPanicsIntoErrors(t *testing.T) {
-	panics := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
-		panic("boom")
-	})
-	rec, out := serve(t, panics, http.MethodPost, "application/json", validReview, 0)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d: the review itself was well formed", rec.Code)
-	}
-	if out.Response.Allowed || out.Response.Result.Code != http.StatusInternalServerError {
-		t.Errorf("response %+v: want a 500 error result", out.Response.Result)
-	}
-	if out.Response.UID != "42" {
-		t.Errorf("uid %q, want 42", out.Response.UID)
+	decidePanics := NewServer(Options{Policy: fixedPolicy{&policy.Policy{}}})
+	r := decidePanics.routes[PathMutateServiceAccount]
+	r.decide = func(context.Context, *policy.Policy, []byte) (types.UID, verdict, error) { panic("boom") }
+	for name, s := range map[string]*Server{
+		"a panicking handler":       decidePanics,
+		"a panicking policy source": NewServer(Options{Policy: panickingPolicy{}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := testutil.ToFloat64(admissionmetrics.WebhookPanics.WithLabelValues())
+			rec, out := serve(t, s, http.MethodPost, "application/json", validReview)
+			if rec.Code != http.StatusInternalServerError {
+				t.Fatalf("status %d, want 500", rec.Code)
+			}
+			if out.Response.Allowed || out.Response.Result.Code != http.StatusInternalServerError {
+				t.Errorf("response %+v: want a 500 error result", out.Response.Result)
+			}
+			if got := testutil.ToFloat64(admissionmetrics.WebhookPanics.WithLabelValues()) - before; got != 1 {
+				t.Errorf("panics counted %v times, want once", got)
+			}
+		})
 	}
 }

@@ -2,33 +2,27 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
+	"errors"
 	"slices"
 
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
-// serviceAccountMutator stamps the policy's identity annotations on mapped ServiceAccounts and defends the identity
+// serviceAccount stamps the policy's identity annotations on mapped ServiceAccounts and defends the identity
 // annotation keys the policy owns in its namespaces.
-type serviceAccountMutator struct {
-	opts  Options
-	count countedHandler
-}
-
-var _ admission.Handler = &serviceAccountMutator{}
-
-func (h *serviceAccountMutator) Handle(_ context.Context, req admission.Request) admission.Response {
-	var sa serviceAccountView
-	if err := json.Unmarshal(req.Object.Raw, &sa); err != nil {
-		h.count.errored.Inc()
-		return admission.Errored(http.StatusBadRequest, err)
+func (s *Server) serviceAccount(_ context.Context, p *policy.Policy, body []byte) (types.UID, verdict, error) {
+	req, err := decodeReview[serviceAccountView, none](body)
+	if err != nil {
+		return uidOf(req), verdict{}, err
 	}
-	return evaluateServiceAccount(h.opts.Policy.Current(), req.Namespace, &sa).answer(h.opts.Mode, h.count)
+	if req.Object == nil {
+		return req.UID, verdict{}, &badObject{errNoObject}
+	}
+	return req.UID, evaluateServiceAccount(p, req.Namespace, req.Object), nil
 }
 
 // evaluateServiceAccount decides about one ServiceAccount in namespace. Outside the namespaces the policy names it
@@ -40,48 +34,48 @@ func evaluateServiceAccount(p *policy.Policy, namespace string, sa *serviceAccou
 	if !owned {
 		return verdict{}
 	}
-	v := verdict{mode: mode, kind: "ServiceAccount", namespace: namespace, rule: "ownership"}
+	v := verdict{kind: "ServiceAccount", namespace: namespace}
 	md := metaOf(sa.Metadata)
 	m, mapped := p.IdentityFor(namespace, md.Name)
 	if !mapped {
 		for _, k := range ownedKeys {
 			if _, set := md.Annotations[k]; set {
-				v.violations = append(v.violations, message(v.rule,
-					"annotation "+k+" is reserved: remove it",
-					"no identity maps "+namespace+"/"+md.Name))
+				v.violations = append(v.violations, violation{ruleType: RuleOwnership, mode: mode,
+					message: fitMessage(RuleOwnership, withDetail("annotation "+k+" is reserved: remove it",
+						"no identity maps "+clip(namespace)+"/"+clip(md.Name))...)})
 			}
 		}
 		return v
 	}
 
 	annotations, labels := ServiceAccountMetadata(m)
-	v.identity, v.rule = m.Identity.Name, m.Identity.Name
+	v.identity = m.Identity.Name
 	for _, k := range keys.IdentityAnnotationKeys {
 		val, set := md.Annotations[k]
 		if !set || annotations[k] != "" || grantedByDefault(m, k, val) {
 			continue
 		}
-		v.violations = append(v.violations, message(v.rule,
-			"annotation "+k+" is not granted by this identity: remove it", string(m.Cloud)+" identity"))
+		v.violations = append(v.violations, violation{ruleType: RuleIdentity, rule: m.Identity.Name, mode: mode,
+			message: fitMessage(m.Identity.Name, withDetail("annotation "+k+" is not granted by this identity: remove it",
+				string(m.Cloud)+" identity")...)})
 	}
 	if len(sa.ImagePullSecrets) > 0 {
 		if mandate := PullSecretMandate(p, namespace); mandate != nil {
 			// Flux's OCIRepository reads the pull secrets of the ServiceAccount a source names before its identity
 			// (OCIRepositoryReconciler.keychain): a mapped ServiceAccount must not carry any where identity is
-			// mandated. Answered in the mandate's mode, or the stricter one when other violations come along.
-			if len(v.violations) == 0 {
-				v.mode = mandate.Mode
-			} else {
-				v.mode = policy.Stricter(v.mode, mandate.Mode)
-			}
-			v.violations = append(v.violations, message(v.rule,
-				"imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: move them to the pods",
-				"mandate "+mandate.Name))
+			// mandated. Answered in the mandate's mode.
+			v.violations = append(v.violations, violation{ruleType: RuleMandate, rule: mandate.Name, mode: mandate.Mode,
+				message: fitMessage(mandate.Name, "imagePullSecrets on a mapped ServiceAccount win over its identity "+
+					"for OCI sources: move them to the pods", "imagePullSecrets here win over the identity of OCI sources: "+
+					"move them to the pods", "imagePullSecrets are not allowed on a mapped ServiceAccount")})
 		}
 	}
 	v.patch = setMetadata(nil, "", sa.Metadata, annotations, labels)
 	return v
 }
+
+// errNoObject answers a review without the object the handler decides about.
+var errNoObject = errors.New("the request carries no object")
 
 // PullSecretMandate is the strictest mandate of the namespace that covers a kind whose sources read the imagePullSecrets
 // of the ServiceAccount they name (fluxauth.ReadsPullSecrets), or nil.

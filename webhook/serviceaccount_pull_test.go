@@ -34,8 +34,8 @@ func TestMappedServiceAccountsCarryNoPullSecretsWhereIdentityIsMandated(t *testi
 	if err != nil {
 		t.Fatal(err)
 	}
-	const msg = "[tenant] imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: move " +
-		"them to the pods"
+	const msg = "[registries] imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: " +
+		"move them to the pods"
 	tests := map[string]struct {
 		namespace, body string
 		wantMode        policy.Mode
@@ -49,7 +49,9 @@ func TestMappedServiceAccountsCarryNoPullSecretsWhereIdentityIsMandated(t *testi
 		"an ImageRepository mandate in warn mode answers in warn": {
 			namespace: "quiet-registries",
 			body:      `{"metadata":{"name":"flux-source"},"imagePullSecrets":[{"name":"regcred"}]}`,
-			wantMode:  policy.ModeWarn, want: []string{msg},
+			wantMode:  policy.ModeWarn,
+			want: []string{"[quiet-registries] imagePullSecrets here win over the identity of OCI sources: move them " +
+				"to the pods"},
 		},
 		"a mandate over kinds that never read a ServiceAccount's pull secrets does not care": {
 			namespace: "git-only",
@@ -75,16 +77,18 @@ func TestMappedServiceAccountsCarryNoPullSecretsWhereIdentityIsMandated(t *testi
 				t.Fatal(err)
 			}
 			v := evaluateServiceAccount(p, tc.namespace, &sa)
-			if !slices.Equal(v.violations, tc.want) {
-				t.Errorf("violations = %q, want %q", v.violations, tc.want)
-			}
-			if tc.want != nil && v.mode != tc.wantMode {
-				t.Errorf("mode = %s, want %s", v.mode, tc.wantMode)
-			}
-			for _, m := range v.violations {
-				if len(m) > maxMessageLength {
-					t.Errorf("message over %d bytes: %q", maxMessageLength, m)
+			var got []string
+			for _, vi := range v.violations {
+				got = append(got, vi.message)
+				if vi.mode != tc.wantMode || vi.ruleType != RuleMandate {
+					t.Errorf("mode %s rule type %s, want %s for a mandate", vi.mode, vi.ruleType, tc.wantMode)
 				}
+				if len(vi.message) > MaxMessageLength {
+					t.Errorf("message over %d bytes: %q", MaxMessageLength, vi.message)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("violations = %q, want %q", got, tc.want)
 			}
 		})
 	}

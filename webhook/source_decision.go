@@ -10,28 +10,6 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
-// MaxMessageLength bounds every violation message, so that a denial or warning reads on one terminal line.
-const MaxMessageLength = 120
-
-// Values of the decision audit annotation (AuditKeyDecision) and of SourceAnswer.Decision.
-const (
-	SourceDenied      = "denied"       // an enforce violation: the request is refused
-	SourceWarned      = "warned"       // warn violations only: admitted with warnings
-	SourceIgnored     = "ignored"      // off violations only: admitted silently, still counted
-	SourceExcepted    = "excepted"     // credentials excused by an unexpired exception, nothing else wrong
-	SourceCompliant   = "compliant"    // covered by a mandate and nothing wrong
-	SourceNotMandated = "not-mandated" // no mandate covers this kind in this namespace
-	SourceSkipped     = "skipped"      // deletions, status updates and objects being deleted are never evaluated
-)
-
-// Audit annotation keys of the validating webhook. The API server prefixes them with the webhook's name and requires
-// the result to be a qualified name, so they carry no '/' of their own: the audit log shows
-// flux-sources.fluxidentity.dev/decision and flux-sources.fluxidentity.dev/mandate.
-const (
-	AuditKeyDecision = "decision"
-	AuditKeyMandate  = "mandate"
-)
-
 // SourceViolation is one broken rule of one mandate.
 type SourceViolation struct {
 	Mandate string `json:"mandate"`
@@ -86,7 +64,7 @@ func EvaluateSource(p *policy.Policy, s fluxauth.Source, now time.Time) SourceDe
 	exception, excepted := p.ExceptionFor(s.Namespace, s.Kind, s.Name, now)
 	violate := func(m *policy.Mandate, field, key string, messages []string) {
 		d.Violations = append(d.Violations, SourceViolation{Mandate: m.Name, Mode: m.Mode, Field: field,
-			Message: fitMessage(m.Name, messages), key: m.Name + "\x00" + field + "\x00" + key})
+			Message: fitMessage(m.Name, messages...), key: m.Name + "\x00" + field + "\x00" + key})
 	}
 	uses := fluxauth.Uses(s)
 	for _, m := range mandates {
@@ -133,52 +111,14 @@ func refusesCredential(m *policy.Mandate, c fluxauth.Class) bool {
 	return false
 }
 
-// SourceAnswer is how a decision is answered at admission.
-type SourceAnswer struct {
-	// Decision is one of the Source* values.
-	Decision string
-	// Denials are the messages of violations answered in enforce mode; the request is refused when there are any.
-	Denials []string
-	// Warnings are the messages of violations answered in warn mode.
-	Warnings []string
-	// Modes holds, for each violation of the decision in order, the mode it was answered in.
-	Modes []policy.Mode
-}
-
-// Answer decides how to answer: each violation in its mandate's mode, except that the server-wide ModeWarn
-// (audit-only installation) turns enforce into warn, and so does unchanged, when an update leaves the object's
-// credentials as they were: an object that already violates is reported as it is touched (finalizers, reconcile
-// requests, other spec changes) instead of being locked.
-func (d SourceDecision) Answer(serverMode policy.Mode, unchanged bool) SourceAnswer {
-	a := SourceAnswer{Decision: SourceNotMandated}
-	if len(d.Mandates) > 0 {
-		a.Decision = SourceCompliant
-		if d.Exception != nil {
-			a.Decision = SourceExcepted
-		}
+// verdict hands the decision to the answer pipeline.
+func (d SourceDecision) verdict() verdict {
+	v := verdict{mandates: d.Mandates, excepted: d.Exception != nil, kind: d.Kind, namespace: d.Namespace}
+	for _, sv := range d.Violations {
+		v.violations = append(v.violations, violation{ruleType: RuleMandate, rule: sv.Mandate, mode: sv.Mode,
+			message: sv.Message})
 	}
-	for _, v := range d.Violations {
-		mode := v.Mode
-		if mode == policy.ModeEnforce && (serverMode == policy.ModeWarn || unchanged) {
-			mode = policy.ModeWarn
-		}
-		a.Modes = append(a.Modes, mode)
-		switch mode {
-		case policy.ModeEnforce:
-			a.Denials = append(a.Denials, v.Message)
-		case policy.ModeWarn:
-			a.Warnings = append(a.Warnings, v.Message)
-		}
-	}
-	switch {
-	case len(a.Denials) > 0:
-		a.Decision = SourceDenied
-	case len(a.Warnings) > 0:
-		a.Decision = SourceWarned
-	case len(d.Violations) > 0:
-		a.Decision = SourceIgnored
-	}
-	return a
+	return v
 }
 
 // BringsNothingNew says whether every violation of d was already a violation of old, with the same credential: an

@@ -103,15 +103,15 @@ func TestEvaluateSource(t *testing.T) {
 	}{
 		"a GitRepository without credentials in a mandated namespace is compliant": {
 			obj:  fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Address: adoURL},
-			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
+			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: DecisionAllowed},
 		},
 		"a GitRepository in a namespace no mandate names is not mandated, even with a secretRef": {
 			obj:  fluxauth.Source{Kind: "GitRepository", Namespace: "elsewhere", Name: "app", SecretRef: "git-auth"},
-			want: want{enforceAns: SourceNotMandated},
+			want: want{enforceAns: DecisionAllowed},
 		},
 		"a kind the mandates of the namespace do not list is not mandated": {
 			obj:  fluxauth.Source{Kind: "OCIRepository", Namespace: "flux-system", Name: "app", SecretRef: "regcred"},
-			want: want{enforceAns: SourceNotMandated},
+			want: want{enforceAns: DecisionAllowed},
 		},
 		"spec.secretRef on a tenant's Azure DevOps repository points at the tenant's Azure ServiceAccount": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "git-auth",
@@ -121,7 +121,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-git-credentials spec.secretRef"},
 				messages: []string{"[no-static-git-credentials] drop spec.secretRef, set spec.provider: azure, " +
 					"spec.serviceAccountName: flux-source"},
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 			},
 		},
 		"spec.secretRef in flux-system points at the controllers' identity, not an object-level one": {
@@ -132,13 +132,13 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-git-credentials spec.secretRef"},
 				messages: []string{"[no-static-git-credentials] drop spec.secretRef, set spec.provider: aws " +
 					"(identity flux-controllers)"},
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 			},
 		},
 		"a GitHub App key is tolerated where the mandate allows github": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "github-app",
 				Provider: "github", Address: githubURL},
-			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
+			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: DecisionAllowed},
 		},
 		"a GitHub App key allowed by one mandate is no excuse under another that does not allow it": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-b", Name: "app", SecretRef: "github-app",
@@ -146,7 +146,7 @@ func TestEvaluateSource(t *testing.T) {
 			want: want{
 				mandates:   []string{"no-static-git-credentials", "team-b-everything"},
 				fields:     []string{"team-b-everything spec.secretRef"},
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 				messages: []string{"[team-b-everything] spec.secretRef holds a GitHub App key: add an exception " +
 					"(no cloud identity for github.com)"},
 			},
@@ -154,7 +154,7 @@ func TestEvaluateSource(t *testing.T) {
 		"an unexpired exception whose glob matches the name excuses spec.secretRef": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-monorepo", SecretRef: "ado-pat",
 				Address: adoURL},
-			want: want{mandates: []string{"no-static-git-credentials"}, excepted: true, enforceAns: SourceExcepted},
+			want: want{mandates: []string{"no-static-git-credentials"}, excepted: true, enforceAns: DecisionExcepted},
 		},
 		"an exception for another kind excuses nothing": {
 			obj: fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Name: "legacy-monorepo",
@@ -162,7 +162,7 @@ func TestEvaluateSource(t *testing.T) {
 			want: want{
 				mandates:   []string{"no-static-registry-credentials"},
 				fields:     []string{"no-static-registry-credentials spec.secretRef"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"an expired exception excuses nothing": {
@@ -173,7 +173,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-registry-credentials spec.secretRef"},
 				messages: []string{"[no-static-registry-credentials] drop spec.secretRef, set spec.provider: azure, " +
 					"spec.serviceAccountName: flux-source"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"an exception excuses a credential but not a ServiceAccount the policy does not map": {
@@ -186,23 +186,23 @@ func TestEvaluateSource(t *testing.T) {
 				messages: []string{"[no-static-git-credentials] spec.serviceAccountName deployer has no identity " +
 					"here: use flux-source (identity tenants)"},
 				excepted:   true,
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 			},
 		},
 		"with a cloud provider a Git secretRef only adds TLS keys, which the mandate does not cover": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "ado-ca",
 				Provider: "azure", ServiceAccountName: "flux-source", Address: adoURL},
-			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
+			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: DecisionAllowed},
 		},
 		"provider azure with the tenant's mapped ServiceAccount is compliant": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "azure",
 				ServiceAccountName: "flux-source", Address: adoURL},
-			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
+			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: DecisionAllowed},
 		},
 		"provider aws without a ServiceAccount in Flux's own namespace (CodeCommit through the controller) is compliant": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "flux-system", Name: "codecommit", Provider: "aws",
 				Address: codeCommit},
-			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: SourceCompliant},
+			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: DecisionAllowed},
 		},
 		"spec.provider contradicting the cloud of the ServiceAccount's identity is denied": {
 			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "aws",
@@ -212,7 +212,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-git-credentials spec.provider"},
 				messages: []string{"[no-static-git-credentials] spec.provider: aws does not fit identity tenants " +
 					"(azure): set spec.provider: azure"},
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 			},
 		},
 		"a generic OCIRepository naming a ServiceAccount only reads its pull secrets": {
@@ -223,7 +223,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-registry-credentials spec.serviceAccountName"},
 				messages: []string{"[no-static-registry-credentials] spec.serviceAccountName: set spec.provider: azure " +
 					"(identity tenants)"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"a GitRepository cannot use the namespace's gcp identity: the fix is an exception": {
@@ -234,7 +234,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-git-credentials spec.secretRef"},
 				messages: []string{"[no-static-git-credentials] spec.secretRef: add an exception " +
 					"(no cloud identity for gitlab.com)"},
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 			},
 		},
 		"a gcp identity serves an Artifact Registry OCIRepository through its ServiceAccount": {
@@ -245,7 +245,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-registry-credentials spec.secretRef"},
 				messages: []string{"[no-static-registry-credentials] drop spec.secretRef, set spec.provider: gcp, " +
 					"spec.serviceAccountName: flux-data"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"an https HelmRepository ignores spec.provider: a tenant is sent to an OCIRepository with its ServiceAccount": {
@@ -256,7 +256,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-registry-credentials spec.secretRef"},
 				messages: []string{"[no-static-registry-credentials] spec.secretRef: use OCIRepository, provider: azure, " +
 					"serviceAccountName: flux-source"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"an OCI HelmRepository of a tenant borrows source-controller's identity even without a secret": {
@@ -267,7 +267,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"no-static-registry-credentials spec.provider"},
 				messages: []string{"[no-static-registry-credentials] spec.provider: use OCIRepository, provider: azure, " +
 					"serviceAccountName: flux-source"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"a Bucket with static S3 keys is a violation": {
@@ -276,13 +276,13 @@ func TestEvaluateSource(t *testing.T) {
 			want: want{
 				mandates:   []string{"no-static-registry-credentials"},
 				fields:     []string{"no-static-registry-credentials spec.secretRef"},
-				enforceAns: SourceWarned,
+				enforceAns: DecisionWarned,
 			},
 		},
 		"an ImageRepository with a cloud provider never reads spec.secretRef": {
 			obj: fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Name: "app", SecretRef: "regcred",
 				Provider: "azure", ServiceAccountName: "flux-source", Address: "tenants.azurecr.io/app"},
-			want: want{mandates: []string{"no-static-registry-credentials"}, enforceAns: SourceCompliant},
+			want: want{mandates: []string{"no-static-registry-credentials"}, enforceAns: DecisionAllowed},
 		},
 		"every covering mandate reports spec.secretRef; the ServiceAccount is reported once, under the strictest": {
 			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-b", Name: "app", SecretRef: "regcred",
@@ -291,7 +291,7 @@ func TestEvaluateSource(t *testing.T) {
 				mandates: []string{"no-static-registry-credentials", "team-b-everything"},
 				fields: []string{"no-static-registry-credentials spec.secretRef", "team-b-everything spec.secretRef",
 					"team-b-everything spec.serviceAccountName"},
-				enforceAns: SourceDenied,
+				enforceAns: DecisionDenied,
 			},
 		},
 		"an off mandate still finds the violation, and the answer ignores it": {
@@ -301,7 +301,7 @@ func TestEvaluateSource(t *testing.T) {
 				fields:   []string{"quiet-audit spec.secretRef"},
 				messages: []string{"[quiet-audit] drop spec.secretRef, map a ServiceAccount of quiet to an aws identity " +
 					"in the policy"},
-				enforceAns: SourceIgnored,
+				enforceAns: DecisionUnenforced,
 			},
 		},
 	}
@@ -326,7 +326,8 @@ func TestEvaluateSource(t *testing.T) {
 			if (d.Exception != nil) != tc.want.excepted {
 				t.Errorf("exception = %v, want excepted %v", d.Exception, tc.want.excepted)
 			}
-			if got := d.Answer(policy.ModeEnforce, false).Decision; got != tc.want.enforceAns {
+			v := d.verdict()
+			if _, got := v.respond(policy.ModeEnforce, newCountedHandler("test")); got != tc.want.enforceAns {
 				t.Errorf("decision = %s, want %s", got, tc.want.enforceAns)
 			}
 		})
@@ -350,54 +351,6 @@ func checkMessage(t *testing.T, v SourceViolation, obj fluxauth.Source) {
 	}
 	if strings.Contains(v.Message, "@") || strings.Contains(v.Message, "sig=") {
 		t.Errorf("message may print a credential from the address: %q", v.Message)
-	}
-}
-
-func TestSourceAnswerModes(t *testing.T) {
-	violation := func(mode policy.Mode, msg string) SourceViolation {
-		return SourceViolation{Mandate: "m", Mode: mode, Field: "spec.secretRef", Message: msg}
-	}
-	mixed := SourceDecision{Mandates: []string{"m"}, Violations: []SourceViolation{
-		violation(policy.ModeEnforce, "e"), violation(policy.ModeWarn, "w"), violation(policy.ModeOff, "o"),
-	}}
-	tests := map[string]struct {
-		d         SourceDecision
-		server    policy.Mode
-		unchanged bool
-		want      SourceAnswer
-	}{
-		"enforce denies with its messages; warn messages still come back as warnings; off says nothing": {
-			d: mixed, server: policy.ModeEnforce,
-			want: SourceAnswer{Decision: SourceDenied, Denials: []string{"e"}, Warnings: []string{"w"},
-				Modes: []policy.Mode{policy.ModeEnforce, policy.ModeWarn, policy.ModeOff}},
-		},
-		"the server-wide warn mode turns every denial into a warning with the same text": {
-			d: mixed, server: policy.ModeWarn,
-			want: SourceAnswer{Decision: SourceWarned, Warnings: []string{"e", "w"},
-				Modes: []policy.Mode{policy.ModeWarn, policy.ModeWarn, policy.ModeOff}},
-		},
-		"an update leaving the credentials unchanged is reported as a warning, not denied": {
-			d: mixed, server: policy.ModeEnforce, unchanged: true,
-			want: SourceAnswer{Decision: SourceWarned, Warnings: []string{"e", "w"},
-				Modes: []policy.Mode{policy.ModeWarn, policy.ModeWarn, policy.ModeOff}},
-		},
-		"off violations alone admit silently but are still a decision of their own": {
-			d:      SourceDecision{Mandates: []string{"m"}, Violations: []SourceViolation{violation(policy.ModeOff, "o")}},
-			server: policy.ModeEnforce,
-			want:   SourceAnswer{Decision: SourceIgnored, Modes: []policy.Mode{policy.ModeOff}},
-		},
-		"no mandate means not mandated": {
-			d: SourceDecision{}, server: policy.ModeEnforce, want: SourceAnswer{Decision: SourceNotMandated},
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got := tc.d.Answer(tc.server, tc.unchanged)
-			if got.Decision != tc.want.Decision || !slices.Equal(got.Denials, tc.want.Denials) ||
-				!slices.Equal(got.Warnings, tc.want.Warnings) || !slices.Equal(got.Modes, tc.want.Modes) {
-				t.Errorf("answer = %+v, want %+v", got, tc.want)
-			}
-		})
 	}
 }
 

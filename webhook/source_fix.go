@@ -339,17 +339,3 @@ func addressHost(s fluxauth.Source) string {
 	}
 	return host
 }
-
-// fitMessage prefixes the first candidate that fits MaxMessageLength with the mandate, "[name] " as the ServiceAccount
-// messages name their entry; the last candidate is cut if even it does not fit (it always does for names within the
-// policy's 63-character limit).
-func fitMessage(mandate string, candidates []string) string {
-	prefix := "[" + mandate + "] "
-	for _, c := range candidates {
-		if len(prefix)+len(c) <= MaxMessageLength {
-			return prefix + c
-		}
-	}
-	s := prefix + candidates[len(candidates)-1]
-	return s[:MaxMessageLength-3] + "..."
-}

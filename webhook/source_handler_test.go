@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
@@ -15,22 +14,15 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-type staticPolicy struct{ p *policy.Policy }
-
-func (s staticPolicy) Current() *policy.Policy { return s.p }
-
-func newSourceValidator(t *testing.T, mode policy.Mode) *sourceValidator {
+func askSource(t *testing.T, mode policy.Mode, req admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	t.Helper()
-	return &sourceValidator{
-		opts:  Options{Policy: staticPolicy{loadSourcePolicy(t)}, Mode: mode},
-		count: newCountedHandler(PathValidateFluxSources),
-		now:   func() time.Time { return sourceNow },
-	}
+	_, resp := ask(t, newFront(loadSourcePolicy(t), mode), PathValidateFluxSources, req)
+	return resp
 }
 
 func rawObject(t *testing.T, obj runtime.Object) runtime.RawExtension {
@@ -42,11 +34,9 @@ func rawObject(t *testing.T, obj runtime.Object) runtime.RawExtension {
 	return runtime.RawExtension{Raw: b}
 }
 
-func sourceRequest(t *testing.T, op admissionv1.Operation, kind metav1.GroupVersionKind, obj, old runtime.Object) admission.Request {
+func sourceRequest(t *testing.T, op admissionv1.Operation, kind metav1.GroupVersionKind, obj, old runtime.Object) admissionv1.AdmissionRequest {
 	t.Helper()
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-		UID: "1", Operation: op, Kind: kind, Namespace: "team-a", Name: "app",
-	}}
+	req := admissionv1.AdmissionRequest{UID: "1", Operation: op, Kind: kind, Namespace: "team-a", Name: "app"}
 	if obj != nil {
 		req.Object = rawObject(t, obj)
 	}
@@ -109,7 +99,7 @@ func TestSourceValidatorAnswers(t *testing.T) {
 
 	tests := map[string]struct {
 		mode         policy.Mode
-		req          admission.Request
+		req          admissionv1.AdmissionRequest
 		wantAllowed  bool
 		wantMessage  string
 		wantWarnings []string
@@ -117,60 +107,60 @@ func TestSourceValidatorAnswers(t *testing.T) {
 	}{
 		"a violating GitRepository is denied in enforce with the exact message": {
 			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, gitKind, gitRepo("git-auth", "", ""), nil),
-			wantMessage: gitDenial, wantDecision: SourceDenied,
+			wantMessage: gitDenial, wantDecision: DecisionDenied,
 		},
 		"the server-wide warn mode admits it with the same text as a warning": {
 			mode: policy.ModeWarn, req: sourceRequest(t, admissionv1.Create, gitKind, gitRepo("git-auth", "", ""), nil),
-			wantAllowed: true, wantWarnings: []string{gitDenial}, wantDecision: SourceWarned,
+			wantAllowed: true, wantWarnings: []string{gitDenial}, wantDecision: DecisionWarned,
 		},
 		"a v1beta2 GitRepository body is decoded and denied the same way": {
 			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, gitKindB2, b2, nil),
-			wantMessage: gitDenial, wantDecision: SourceDenied,
+			wantMessage: gitDenial, wantDecision: DecisionDenied,
 		},
 		"an update that leaves the credentials of a violating object unchanged is reported, not denied": {
 			mode:        policy.ModeEnforce,
 			req:         sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth", "", ""), gitRepo("git-auth", "", "")),
-			wantAllowed: true, wantWarnings: []string{gitDenial}, wantDecision: SourceWarned,
+			wantAllowed: true, wantWarnings: []string{gitDenial}, wantDecision: DecisionWarned,
 		},
 		"an update that adds spec.secretRef is denied": {
 			mode:        policy.ModeEnforce,
 			req:         sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth", "", ""), gitRepo("", "azure", "flux-source")),
-			wantMessage: gitDenial, wantDecision: SourceDenied,
+			wantMessage: gitDenial, wantDecision: DecisionDenied,
 		},
 		"an update that points spec.secretRef at another secret is denied": {
 			mode:        policy.ModeEnforce,
 			req:         sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth-2", "", ""), gitRepo("git-auth", "", "")),
-			wantMessage: gitDenial, wantDecision: SourceDenied,
+			wantMessage: gitDenial, wantDecision: DecisionDenied,
 		},
 		"removing the finalizer of a violating object being deleted is never blocked": {
 			mode:        policy.ModeEnforce,
 			req:         sourceRequest(t, admissionv1.Update, gitKind, deleting, gitRepo("git-auth", "", "")),
-			wantAllowed: true, wantDecision: SourceSkipped,
+			wantAllowed: true, wantDecision: DecisionSkipped,
 		},
 		"a status update is never blocked": {
 			mode: policy.ModeEnforce,
-			req: func() admission.Request {
+			req: func() admissionv1.AdmissionRequest {
 				r := sourceRequest(t, admissionv1.Update, gitKind, gitRepo("git-auth", "", ""), gitRepo("", "", ""))
 				r.SubResource = "status"
 				return r
 			}(),
-			wantAllowed: true, wantDecision: SourceSkipped,
+			wantAllowed: true, wantDecision: DecisionSkipped,
 		},
 		"a deletion is never blocked": {
 			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Delete, gitKind, nil, gitRepo("git-auth", "", "")),
-			wantAllowed: true, wantDecision: SourceSkipped,
+			wantAllowed: true, wantDecision: DecisionSkipped,
 		},
 		"verify, proxy and CA secrets on a GitRepository are not credentials": {
 			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, gitKind, gitNotCredentials, nil),
-			wantAllowed: true, wantDecision: SourceCompliant,
+			wantAllowed: true, wantDecision: DecisionAllowed,
 		},
 		"verify, proxy and CA secrets on an OCIRepository are not credentials": {
 			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, ociKind, notCredentials, nil),
-			wantAllowed: true, wantDecision: SourceCompliant,
+			wantAllowed: true, wantDecision: DecisionAllowed,
 		},
 		"a CA secret on a Bucket is not a credential": {
 			mode: policy.ModeEnforce, req: sourceRequest(t, admissionv1.Create, bucketKind, bucketCA, nil),
-			wantAllowed: true, wantDecision: SourceCompliant,
+			wantAllowed: true, wantDecision: DecisionAllowed,
 		},
 		"an https HelmRepository with spec.secretRef under a warn mandate is admitted with a warning": {
 			mode: policy.ModeEnforce,
@@ -179,7 +169,7 @@ func TestSourceValidatorAnswers(t *testing.T) {
 				Spec: sourcev1.HelmRepositorySpec{URL: "https://charts.example.com",
 					SecretRef: &meta.LocalObjectReference{Name: "helm-creds"}},
 			}, nil),
-			wantAllowed: true, wantDecision: SourceWarned,
+			wantAllowed: true, wantDecision: DecisionWarned,
 			wantWarnings: []string{"[no-static-registry-credentials] spec.secretRef: add an exception " +
 				"(no cloud identity for charts.example.com)"},
 		},
@@ -190,14 +180,14 @@ func TestSourceValidatorAnswers(t *testing.T) {
 				Spec: imagev1.ImageRepositorySpec{Image: "tenants.azurecr.io/org/app",
 					SecretRef: &meta.LocalObjectReference{Name: "regcred"}},
 			}, nil),
-			wantAllowed: true, wantDecision: SourceWarned,
+			wantAllowed: true, wantDecision: DecisionWarned,
 			wantWarnings: []string{"[no-static-registry-credentials] drop spec.secretRef, set spec.provider: azure, " +
 				"spec.serviceAccountName: flux-source"},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			resp := newSourceValidator(t, tc.mode).Handle(t.Context(), tc.req)
+			resp := askSource(t, tc.mode, tc.req)
 			if resp.Allowed != tc.wantAllowed {
 				t.Fatalf("allowed = %v, want %v (result %+v)", resp.Allowed, tc.wantAllowed, resp.Result)
 			}
@@ -209,7 +199,7 @@ func TestSourceValidatorAnswers(t *testing.T) {
 			if strings.Join(resp.Warnings, "|") != strings.Join(tc.wantWarnings, "|") {
 				t.Errorf("warnings = %q, want %q", resp.Warnings, tc.wantWarnings)
 			}
-			if got := resp.AuditAnnotations[AuditKeyDecision]; got != tc.wantDecision {
+			if got := resp.AuditAnnotations[keys.AuditDecision]; got != tc.wantDecision {
 				t.Errorf("decision annotation = %q, want %q", got, tc.wantDecision)
 			}
 			for k := range resp.AuditAnnotations {
@@ -222,44 +212,48 @@ func TestSourceValidatorAnswers(t *testing.T) {
 }
 
 func TestSourceValidatorRefusesWhatItCannotRead(t *testing.T) {
-	h := newSourceValidator(t, policy.ModeEnforce)
-	for name, req := range map[string]admission.Request{
+	for name, req := range map[string]admissionv1.AdmissionRequest{
 		"a kind that is not a Flux source": sourceRequest(t, admissionv1.Create,
 			metav1.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "HelmChart"}, gitRepo("", "", ""), nil),
-		"a body that is not JSON": {AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create,
-			Kind: gitKind, Object: runtime.RawExtension{Raw: []byte("{not json")}}},
-		"no object at all": {AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create, Kind: gitKind}},
+		"a body that is not JSON": {UID: "1", Operation: admissionv1.Create, Kind: gitKind,
+			Object: runtime.RawExtension{Raw: []byte(`"not a GitRepository"`)}},
+		"no object at all": {UID: "1", Operation: admissionv1.Create, Kind: gitKind},
 	} {
 		t.Run(name, func(t *testing.T) {
-			resp := h.Handle(t.Context(), req)
-			if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest {
-				t.Errorf("got %+v, want an error with code 400", resp.Result)
+			code, resp := ask(t, newFront(loadSourcePolicy(t), policy.ModeEnforce), PathValidateFluxSources, req)
+			// The review is well formed, so the answer is 200; its object is not a source the webhook can read.
+			if code != http.StatusOK || resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest {
+				t.Errorf("status %d, result %+v, want 200 with a 400 result", code, resp.Result)
 			}
 		})
 	}
 }
 
 func TestSourceValidatorCountsViolationsByAnsweredMode(t *testing.T) {
-	violations := func(mode string) float64 {
+	count := func(mode string) float64 {
 		var m dto.Metric
-		if err := sourceViolations.WithLabelValues(mode, "GitRepository", "team-a", "no-static-git-credentials").Write(&m); err != nil {
+		if err := violations.WithLabelValues(mode, "GitRepository", "team-a", RuleMandate,
+			"no-static-git-credentials").Write(&m); err != nil {
 			t.Fatal(err)
 		}
 		return m.GetCounter().GetValue()
 	}
-	beforeEnforce, beforeWarn := violations("enforce"), violations("warn")
+	beforeEnforce, beforeWarn := count("enforce"), count("warn")
 	req := sourceRequest(t, admissionv1.Create, gitKind, gitRepo("git-auth", "", ""), nil)
-	newSourceValidator(t, policy.ModeEnforce).Handle(t.Context(), req)
-	newSourceValidator(t, policy.ModeWarn).Handle(t.Context(), req)
-	if got := violations("enforce") - beforeEnforce; got != 1 {
+	askSource(t, policy.ModeEnforce, req)
+	askSource(t, policy.ModeWarn, req)
+	if got := count("enforce") - beforeEnforce; got != 1 {
 		t.Errorf("enforce violations grew by %v, want 1", got)
 	}
-	if got := violations("warn") - beforeWarn; got != 1 {
+	if got := count("warn") - beforeWarn; got != 1 {
 		t.Errorf("warn violations grew by %v (the server-wide warn mode), want 1", got)
 	}
-	resp := newSourceValidator(t, policy.ModeEnforce).Handle(t.Context(), req)
-	if got := resp.AuditAnnotations[AuditKeyMandate]; got != "no-static-git-credentials" {
+	resp := askSource(t, policy.ModeEnforce, req)
+	if got := resp.AuditAnnotations[keys.AuditMandate]; got != "no-static-git-credentials" {
 		t.Errorf("mandate annotation = %q", got)
+	}
+	if got := resp.AuditAnnotations[keys.AuditRules]; got != "mandate:no-static-git-credentials" {
+		t.Errorf("rules annotation = %q", got)
 	}
 }
 
@@ -273,18 +267,17 @@ func FuzzSourceValidator(f *testing.F) {
 	f.Add(4, []byte(`{"metadata":{"deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"secretRef":{"name":"s"}}}`))
 	f.Add(0, []byte(`[]`))
 	kinds := []metav1.GroupVersionKind{gitKind, ociKind, helmKind, bucketKind, imageKind}
-	h := &sourceValidator{
-		opts:  Options{Policy: staticPolicy{loadSourcePolicy(f)}, Mode: policy.ModeEnforce},
-		count: newCountedHandler(PathValidateFluxSources),
-		now:   func() time.Time { return sourceNow },
-	}
+	front := newFront(loadSourcePolicy(f), policy.ModeEnforce)
 	f.Fuzz(func(t *testing.T, k int, body []byte) {
 		if k < 0 {
 			k = -k
 		}
-		req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create,
-			Kind: kinds[k%len(kinds)], Namespace: "team-a", Name: "app", Object: runtime.RawExtension{Raw: body}}}
-		resp := h.Handle(t.Context(), req)
+		if !json.Valid(body) {
+			body, _ = json.Marshal(string(body)) // the review must carry JSON; a string is a wrong-shaped object
+		}
+		req := admissionv1.AdmissionRequest{UID: "1", Operation: admissionv1.Create,
+			Kind: kinds[k%len(kinds)], Namespace: "team-a", Name: "app", Object: runtime.RawExtension{Raw: body}}
+		_, resp := ask(t, front, PathValidateFluxSources, req)
 		if !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusForbidden {
 			for _, m := range strings.Split(resp.Result.Message, "; ") {
 				if len(m) > MaxMessageLength {
@@ -297,7 +290,7 @@ func FuzzSourceValidator(f *testing.F) {
 				t.Errorf("warning over the limit: %q", w)
 			}
 		}
-		if !json.Valid(body) && resp.Allowed {
+		if body[0] == '"' && resp.Allowed {
 			t.Errorf("an unreadable body was admitted")
 		}
 	})

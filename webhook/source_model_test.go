@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
@@ -186,8 +185,7 @@ func TestEveryModelRowOnTheDecisionPath(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	h := &sourceValidator{opts: Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce},
-		count: newCountedHandler(PathValidateFluxSources)}
+	front := newFront(p, policy.ModeEnforce)
 	refusedBy := map[string]map[fluxauth.Class]bool{
 		"strict": {fluxauth.StoredSecret: true, fluxauth.InlineCredential: true, fluxauth.PullSecrets: true,
 			fluxauth.AppKey: true, fluxauth.TLSMaterial: true, fluxauth.ProxyLogin: true, fluxauth.ControllerIdentity: true},
@@ -204,11 +202,11 @@ func TestEveryModelRowOnTheDecisionPath(t *testing.T) {
 					t.Fatal(err)
 				}
 				gv := strings.Split(c.object["apiVersion"].(string), "/")
-				resp := h.Handle(t.Context(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+				_, resp := ask(t, front, PathValidateFluxSources, admissionv1.AdmissionRequest{
 					UID: "1", Operation: admissionv1.Create, Namespace: ns, Name: "obj",
 					Kind:   metav1.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind},
 					Object: runtime.RawExtension{Raw: raw},
-				}})
+				})
 				src, err := fluxauth.Decode(schema.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind}, raw)
 				if err != nil {
 					t.Fatal(err)

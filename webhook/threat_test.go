@@ -10,7 +10,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -97,7 +96,7 @@ func mustJSON(v any) string {
 func secretRef() map[string]any { return map[string]any{"name": "git-credentials"} }
 
 // TestThreats: each case is a named attack by a tenant who controls one namespace, and the outcome the webhook must
-// give. Requests go through the real handlers (webhook.Handlers) with the policy parsed at today's date.
+// give. Requests go through the HTTP front the server uses, with the policy parsed at today's date.
 func TestThreats(t *testing.T) {
 	now := time.Now()
 	doc := fmt.Sprintf(threatPolicy, now.AddDate(0, 0, -1).Format(time.DateOnly),
@@ -106,7 +105,7 @@ func TestThreats(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse the threat policy: %v", err)
 	}
-	handlers := Handlers(Options{Policy: fuzzPolicy{p}, Mode: policy.ModeEnforce})
+	front := NewServer(Options{Policy: fixedPolicy{p}, Mode: policy.ModeEnforce})
 
 	type attack struct {
 		path      string
@@ -255,10 +254,10 @@ func TestThreats(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			a := tc.attack
-			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			req := admissionv1.AdmissionRequest{
 				UID: "threat", Kind: a.kind, Namespace: a.namespace, Operation: a.op, DryRun: &a.dryRun,
 				Object: runtime.RawExtension{Raw: []byte(a.object)},
-			}}
+			}
 			if a.old != "" {
 				req.OldObject = runtime.RawExtension{Raw: []byte(a.old)}
 			}
@@ -269,11 +268,11 @@ func TestThreats(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Name = meta.Metadata.Name
-			resp := handlers[a.path].Handle(t.Context(), req)
+			_, resp := ask(t, front, a.path, req)
 
 			if tc.want.denied != "" {
 				if resp.Allowed {
-					t.Fatalf("admitted (patch %d ops, warnings %v): want denied naming %q", len(resp.Patches),
+					t.Fatalf("admitted (patch %s, warnings %v): want denied naming %q", resp.Patch,
 						resp.Warnings, tc.want.denied)
 				}
 				if !strings.Contains(resp.Result.Message, tc.want.denied) {
@@ -293,7 +292,7 @@ func TestThreats(t *testing.T) {
 					Labels      map[string]string `json:"labels"`
 				} `json:"metadata"`
 			}
-			if err := json.Unmarshal(applyPatch(t, []byte(a.object), resp.Patches), &after); err != nil {
+			if err := json.Unmarshal(applyPatchBytes(t, []byte(a.object), resp.Patch), &after); err != nil {
 				t.Fatal(err)
 			}
 			for k, want := range tc.want.result {

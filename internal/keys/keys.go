@@ -8,9 +8,12 @@ package keys
 const (
 	// AnnotationIdentity names the policy entry that applied to a ServiceAccount or pod.
 	AnnotationIdentity = "fluxidentity.dev/identity"
-	// AuditIdentity is the audit annotation naming the policy entry that applied; the API server prefixes it with
-	// the webhook's name (pods.fluxidentity.dev/identity).
-	AuditIdentity = "identity"
+	// Audit annotations of every answer. The API server prefixes each with the webhook's name
+	// (pods.fluxidentity.dev/identity) and refuses a key that then holds a second '/', so they have none.
+	AuditDecision = "decision" // the decision (webhook.Decision*)
+	AuditIdentity = "identity" // the policy entry that applied
+	AuditMandate  = "mandate"  // the mandates covering a Flux source, comma-separated
+	AuditRules    = "rules"    // the rules broken: mandate:NAME, identity:NAME or ownership, comma-separated
 )
 
 // AWS IRSA, as injected by aws/amazon-eks-pod-identity-webhook.

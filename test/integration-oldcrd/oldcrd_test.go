@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
@@ -63,7 +62,7 @@ func (s oldSource) object(ns, name, secret string) *unstructured.Unstructured {
 
 // v1Answer is the webhook's answer, computed in-process, to the same object sent as v1: what an old-version request
 // must get through the API server.
-func v1Answer(ctx context.Context, s oldSource, op admissionv1.Operation, obj, old *unstructured.Unstructured) admission.Response {
+func v1Answer(ctx context.Context, s oldSource, op admissionv1.Operation, obj, old *unstructured.Unstructured) *admissionv1.AdmissionResponse {
 	GinkgoHelper()
 	p, err := policy.Parse("policy.yaml", []byte(oldPolicy), time.Now())
 	Expect(err).NotTo(HaveOccurred())
@@ -77,17 +76,19 @@ func v1Answer(ctx context.Context, s oldSource, op admissionv1.Operation, obj, o
 		Expect(err).NotTo(HaveOccurred())
 		return b
 	}
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+	req := admissionv1.AdmissionRequest{
 		UID: "in-process", Operation: op, Namespace: obj.GetNamespace(), Name: obj.GetName(),
 		Kind:     metav1.GroupVersionKind{Group: s.gvr.Group, Version: "v1", Kind: s.kind},
 		Resource: metav1.GroupVersionResource{Group: s.gvr.Group, Version: "v1", Resource: s.gvr.Resource},
-	}}
+	}
 	req.Object.Raw, req.OldObject.Raw = raw(obj), raw(old)
-	h := webhook.Handlers(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})[webhook.PathValidateFluxSources]
-	return h.Handle(ctx, req)
+	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})
+	resp, err := front.AnswerRequest(ctx, webhook.PathValidateFluxSources, req)
+	Expect(err).NotTo(HaveOccurred())
+	return resp
 }
 
-func denial(resp admission.Response) string {
+func denial(resp *admissionv1.AdmissionResponse) string {
 	return `admission webhook "` + sourcesWebhook + `" denied the request: ` + resp.Result.Message
 }
 

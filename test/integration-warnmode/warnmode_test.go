@@ -24,7 +24,7 @@ var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 		c, rec, err := env.WarningClient(harness.Scheme)
 		Expect(err).NotTo(HaveOccurred())
 		labels := map[string]string{"mode": "warn", "kind": "GitRepository", "namespace": "team-a",
-			"mandate": "no-static-git-credentials"}
+			"rule_type": "mandate", "rule": "no-static-git-credentials"}
 		before, err := env.Counter(ctx, "fluxidentity_violations_total", labels)
 		Expect(err).NotTo(HaveOccurred())
 		denied, err := env.Counter(ctx, "fluxidentity_admission_decisions_total",

@@ -213,7 +213,7 @@ mandates:
 			ns := freshNamespace(ctx, "mand-pull")
 			c, _ := warningClient()
 			const message = `admission webhook "serviceaccounts.fluxidentity.dev" denied the request: ` +
-				"[tenant-aws] imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: " +
+				"[tenants] imagePullSecrets on a mapped ServiceAccount win over its identity for OCI sources: " +
 				"move them to the pods"
 
 			withPullSecret := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tenant-aws", Namespace: ns},

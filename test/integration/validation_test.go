@@ -102,7 +102,7 @@ func gitRepository(ns, name string, mutate func(*sourcev1.GitRepositorySpec)) *s
 
 func violationsCounter(ctx context.Context, mode, kind, ns, mandate string) float64 {
 	v, err := env.Counter(ctx, "fluxidentity_violations_total",
-		map[string]string{"mode": mode, "kind": kind, "namespace": ns, "mandate": mandate})
+		map[string]string{"mode": mode, "kind": kind, "namespace": ns, "rule_type": "mandate", "rule": mandate})
 	Expect(err).NotTo(HaveOccurred())
 	return v
 }

@@ -28,7 +28,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -75,15 +74,17 @@ func injectedContainer(t *testing.T, serviceAccount string) (corev1.Container, [
 			Containers: []corev1.Container{{Name: "manager", Image: "controller"}}},
 	}
 	raw, _ := json.Marshal(pod)
-	h := webhook.Handlers(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})[webhook.PathMutatePod]
-	resp := h.Handle(t.Context(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})
+	resp, err := front.AnswerRequest(t.Context(), webhook.PathMutatePod, admissionv1.AdmissionRequest{
 		UID: "1", Namespace: "flux-system", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
-	}})
-	if !resp.Allowed || len(resp.Patches) == 0 {
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Allowed || len(resp.Patch) == 0 {
 		t.Fatalf("pod not patched: %+v", resp.Result)
 	}
-	patchJSON, _ := json.Marshal(resp.Patches)
-	patch, err := jsonpatchapply.DecodePatch(patchJSON)
+	patch, err := jsonpatchapply.DecodePatch(resp.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}

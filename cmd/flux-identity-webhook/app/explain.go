@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
@@ -85,13 +84,16 @@ type Explanation struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Decision is allowed, patched, warned, denied, errored or ignored (no webhook handles the kind).
+	// Decision is one of the server's decisions (webhook.Decision*), or not-handled when no webhook handles the kind.
 	Decision string                `json:"decision"`
 	Identity string                `json:"identity,omitempty"`
 	Patch    []jsonpatch.Operation `json:"patch,omitempty"`
 	Warnings []string              `json:"warnings,omitempty"`
 	Message  string                `json:"message,omitempty"`
 }
+
+// DecisionNotHandled is explain's decision for a kind no webhook handles.
+const DecisionNotHandled = "not-handled"
 
 // handledKinds maps the kinds the webhook answers to their handler path and resource.
 var handledKinds = map[string]struct {
@@ -122,7 +124,7 @@ func runExplain(ctx context.Context, o ExplainOptions, stdin io.Reader, stdout i
 	if err != nil {
 		return err
 	}
-	handlers := webhook.Handlers(webhook.Options{Policy: staticPolicy{p}, Mode: policy.Mode(o.Mode)})
+	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.Mode(o.Mode)})
 	var out []Explanation
 	for _, file := range o.Manifests {
 		docs, err := readManifest(file, stdin)
@@ -130,7 +132,7 @@ func runExplain(ctx context.Context, o ExplainOptions, stdin io.Reader, stdout i
 			return err
 		}
 		for i, doc := range docs {
-			e, err := explainObject(ctx, handlers, doc, o.Namespace)
+			e, err := explainObject(ctx, front, doc, o.Namespace)
 			if err != nil {
 				return fmt.Errorf("%s: document %d: %w", file, i+1, err)
 			}
@@ -190,8 +192,9 @@ func isOnlyComments(doc []byte) bool {
 	return true
 }
 
-// explainObject answers one object with the server's own handler, as a CREATE request.
-func explainObject(ctx context.Context, handlers map[string]admission.Handler, doc []byte, defaultNS string) (Explanation, error) {
+// explainObject answers one object as a CREATE, through the server's own HTTP front: what explain shows is what the
+// server would answer.
+func explainObject(ctx context.Context, front *webhook.Server, doc []byte, defaultNS string) (Explanation, error) {
 	raw, err := yaml.YAMLToJSON(doc)
 	if err != nil {
 		return Explanation{}, err
@@ -214,14 +217,14 @@ func explainObject(ctx context.Context, handlers map[string]admission.Handler, d
 	}
 	h, ok := handledKinds[obj.Kind]
 	if !ok {
-		e.Decision = "ignored"
+		e.Decision = DecisionNotHandled
 		return e, nil
 	}
 	group, version, _ := strings.Cut(obj.APIVersion, "/")
 	if version == "" {
 		group, version = "", group
 	}
-	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+	resp, err := front.AnswerRequest(ctx, h.path, admissionv1.AdmissionRequest{
 		UID:       types.UID("explain"),
 		Kind:      metav1.GroupVersionKind{Group: group, Version: version, Kind: obj.Kind},
 		Resource:  h.resource,
@@ -229,25 +232,23 @@ func explainObject(ctx context.Context, handlers map[string]admission.Handler, d
 		Name:      obj.Metadata.Name,
 		Operation: admissionv1.Create,
 		Object:    runtime.RawExtension{Raw: raw},
-	}}
-	resp := handlers[h.path].Handle(ctx, req)
+	})
+	if err != nil {
+		return Explanation{}, err
+	}
 	e.Identity = resp.AuditAnnotations[keys.AuditIdentity]
-	e.Patch = resp.Patches
+	e.Decision = resp.AuditAnnotations[keys.AuditDecision]
 	e.Warnings = resp.Warnings
-	switch {
-	case !resp.Allowed && resp.Result != nil && resp.Result.Code >= 500:
-		e.Decision, e.Message = webhook.DecisionErrored, resp.Result.Message
-	case !resp.Allowed:
-		e.Decision = webhook.DecisionDenied
-		if resp.Result != nil {
-			e.Message = resp.Result.Message
+	if len(resp.Patch) > 0 {
+		if err := json.Unmarshal(resp.Patch, &e.Patch); err != nil {
+			return Explanation{}, fmt.Errorf("decode patch: %w", err)
 		}
-	case len(resp.Warnings) > 0:
-		e.Decision = webhook.DecisionWarned
-	case len(resp.Patches) > 0:
-		e.Decision = webhook.DecisionPatched
-	default:
-		e.Decision = webhook.DecisionAllowed
+	}
+	if !resp.Allowed && resp.Result != nil {
+		e.Message = resp.Result.Message
+		if e.Decision == "" { // refused by the front itself: the manifest is not what the handler reads
+			e.Decision = webhook.DecisionErrored
+		}
 	}
 	return e, nil
 }

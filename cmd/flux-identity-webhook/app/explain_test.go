@@ -55,7 +55,7 @@ func TestExplain(t *testing.T) {
 			"  ✗ [ownership] annotation eks.amazonaws.com/role-arn is reserved: remove it",
 			"Pod flux-system/src-: patched (identity aws-full)\n",
 			"  add /spec/volumes [{\"name\":\"aws-iam-token\"",
-			"ConfigMap flux-system/c: ignored\n",
+			"ConfigMap flux-system/c: not-handled\n",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q:\n%s", want, out)

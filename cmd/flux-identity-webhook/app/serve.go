@@ -196,11 +196,12 @@ func RunServe(ctx context.Context, o ServeOptions, log logr.Logger) error {
 			}
 		}},
 	})
-	webhook.Register(srv, webhook.Options{
+	webhook.NewServer(webhook.Options{
 		Policy:          reloader,
 		Mode:            policy.Mode(o.Mode),
 		MaxRequestBytes: o.MaxRequestBytes,
-	})
+		Log:             log.WithName("admission"),
+	}).Register(srv)
 
 	var stopping atomic.Bool
 	health := newHealthHandler(srv.StartedChecker(), reloader, &stopping)

@@ -1,0 +1,248 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
+
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+)
+
+// The HTTP front is the one road every request takes, in production, in `policy explain`, in the fuzz targets and in
+// the threat tests: method, content type and size checks, a memory budget for bodies, a read deadline, one decode of
+// the review straight into the handler's view, the decision, one answer pipeline (answer.go), one encode; and panic
+// recovery around all of it. It answers broken requests with real status codes: 400 for a body that is not an
+// admission.k8s.io/v1 AdmissionReview, 405 for another method, 413 for a body over the cap (refused from
+// Content-Length before reading it), 415 for another content type, 503 when the body budget stays full.
+
+// DefaultMaxRequestBytes caps an AdmissionReview body. The API server sends at most two objects of 3 MiB each (old and
+// new) plus the request envelope, so 7 MiB is the same bound controller-runtime uses.
+const DefaultMaxRequestBytes = 7 << 20
+
+// Body budget: the memory request bodies may hold at once. A body costs about three times its size while it is read
+// and decoded, so that is what it reserves. Small bodies (every ordinary API server request) draw from a pool of
+// their own, so callers declaring huge bodies can only exhaust the large pool and never starve the cluster's own
+// requests. A request that cannot reserve within budgetWait is answered 503 without its body being read.
+const (
+	smallBodyBytes    = 256 << 10
+	smallPoolBytes    = 24 << 20
+	largePoolBytes    = 24 << 20
+	bodyCostFactor    = 3
+	budgetWait        = 2 * time.Second
+	defaultReadWindow = 10 * time.Second
+)
+
+// Server serves the admission handlers at their paths.
+type Server struct {
+	opts   Options
+	routes map[string]*route
+	small  *semaphore.Weighted
+	large  *semaphore.Weighted
+}
+
+// route is one handler behind the front.
+type route struct {
+	srv   *Server
+	path  string
+	count countedHandler
+	// decide decodes the review body once into the handler's view and decides. A *badRequest is a body that is no
+	// AdmissionReview (HTTP 400); a *badObject a review whose object the handler cannot read (a 400 result); any other
+	// error an evaluation failure (a 500 result).
+	decide func(ctx context.Context, p *policy.Policy, body []byte) (types.UID, verdict, error)
+}
+
+// badRequest is a body the handler cannot read.
+type badRequest struct{ err error }
+
+func (e *badRequest) Error() string { return e.err.Error() }
+func (e *badRequest) Unwrap() error { return e.err }
+
+// NewServer builds the front and every handler.
+func NewServer(o Options) *Server {
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = defaultReadWindow
+	}
+	s := &Server{opts: o, routes: map[string]*route{},
+		small: semaphore.NewWeighted(smallPoolBytes),
+		large: semaphore.NewWeighted(max(largePoolBytes, bodyCostFactor*o.MaxRequestBytes))}
+	for path, decide := range s.deciders() {
+		s.routes[path] = &route{srv: s, path: path, count: newCountedHandler(path), decide: decide}
+	}
+	return s
+}
+
+// Register serves every handler on srv at its fixed path.
+func (s *Server) Register(srv ctrlwebhook.Server) {
+	for path, r := range s.routes {
+		srv.Register(path, r)
+	}
+}
+
+// Handler is the HTTP handler of a path, nil for an unknown one.
+func (s *Server) Handler(path string) http.Handler {
+	if r, ok := s.routes[path]; ok {
+		return r
+	}
+	return nil
+}
+
+// Answer runs a review body through the front of path, as the API server's request would: `policy explain` and the
+// tests enter here. It returns the HTTP status and the response review.
+func (s *Server) Answer(ctx context.Context, path string, body []byte) (int, *admissionv1.AdmissionReview, error) {
+	h := s.Handler(path)
+	if h == nil {
+		return 0, nil, fmt.Errorf("no handler at %s", path)
+	}
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		return rec.Code, nil, fmt.Errorf("decode answer: %w", err)
+	}
+	return rec.Code, &out, nil
+}
+
+// AnswerRequest wraps req in an AdmissionReview and answers it through the front of path.
+func (s *Server) AnswerRequest(ctx context.Context, path string, req admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
+	review := admissionv1.AdmissionReview{Request: &req}
+	review.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
+	body, err := json.Marshal(review)
+	if err != nil {
+		return nil, fmt.Errorf("encode review: %w", err)
+	}
+	_, out, err := s.Answer(ctx, path, body)
+	if err != nil {
+		return nil, err
+	}
+	if out.Response == nil {
+		return nil, errors.New("the answer has no response")
+	}
+	return out.Response, nil
+}
+
+func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var uid types.UID
+	defer func() {
+		// The whole request is covered: reading the policy, decoding, deciding, answering. A panic is an error
+		// answer, never a crash.
+		if p := recover(); p != nil {
+			admissionmetrics.WebhookPanics.WithLabelValues().Inc()
+			r.count.inc(DecisionErrored)
+			r.srv.opts.Log.Error(fmt.Errorf("panic: %v", p), "admission handler panicked", "webhook", r.path)
+			writeReview(w, http.StatusInternalServerError, uid, errorResponse(http.StatusInternalServerError,
+				"internal error while answering the request"))
+		}
+	}()
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		r.refuse(w, http.StatusMethodNotAllowed, errors.New("admission reviews are POSTed"))
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		r.refuse(w, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: expected application/json",
+			clip(req.Header.Get("Content-Type"))))
+		return
+	}
+	limit := r.srv.opts.MaxRequestBytes
+	if req.ContentLength > limit {
+		r.refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes is over the %d byte limit",
+			req.ContentLength, limit))
+		return
+	}
+	release, ok := r.srv.reserve(req.Context(), req.ContentLength)
+	if !ok {
+		r.refuse(w, http.StatusServiceUnavailable, errors.New("too many large requests in flight; retry"))
+		return
+	}
+	defer release()
+	// A body trickled in slowly holds its reservation only this long.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.srv.opts.ReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			r.refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over the %d byte limit", limit))
+			return
+		}
+		r.refuse(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
+		return
+	}
+
+	p := r.srv.opts.Policy.Current() // one policy version answers the whole request
+	uid, v, err := r.decide(req.Context(), p, body)
+	var bad *badRequest
+	var badObj *badObject
+	switch {
+	case errors.As(err, &bad):
+		r.refuse(w, http.StatusBadRequest, err)
+		return
+	case errors.As(err, &badObj):
+		r.count.inc(DecisionErrored)
+		writeReview(w, http.StatusOK, uid, errorResponse(http.StatusBadRequest, err.Error()))
+		return
+	case err != nil:
+		r.count.inc(DecisionErrored)
+		r.srv.opts.Log.Error(err, "cannot evaluate the request", "webhook", r.path)
+		writeReview(w, http.StatusOK, uid, errorResponse(http.StatusInternalServerError, err.Error()))
+		return
+	}
+	resp, _ := v.respond(r.srv.opts.Mode, r.count)
+	writeReview(w, http.StatusOK, uid, resp)
+}
+
+// refuse answers a request the front cannot take with a real status code and an error review.
+func (r *route) refuse(w http.ResponseWriter, code int, err error) {
+	r.count.inc(DecisionErrored)
+	writeReview(w, code, "", errorResponse(int32(code), err.Error()))
+}
+
+// reserve takes a body's share of the budget; release gives it back. A body of unknown length (chunked) reserves as
+// much as the largest one may be.
+func (s *Server) reserve(ctx context.Context, contentLength int64) (release func(), ok bool) {
+	size := contentLength
+	if size < 0 || size > s.opts.MaxRequestBytes {
+		size = s.opts.MaxRequestBytes
+	}
+	cost := bodyCostFactor * max(size, 1<<10)
+	pool := s.large
+	if size <= smallBodyBytes {
+		pool = s.small
+	}
+	ctx, cancel := context.WithTimeout(ctx, budgetWait)
+	defer cancel()
+	if err := pool.Acquire(ctx, cost); err != nil {
+		return nil, false
+	}
+	return func() { pool.Release(cost) }, true
+}
+
+func writeReview(w http.ResponseWriter, code int, uid types.UID, resp *admissionv1.AdmissionResponse) {
+	resp.UID = uid
+	out := admissionv1.AdmissionReview{Response: resp}
+	out.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
+	body, err := json.Marshal(out)
+	if err != nil { // cannot happen for this type; answer something the API server understands anyway
+		code, body = http.StatusInternalServerError, []byte(`{"error":"encode AdmissionReview"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
