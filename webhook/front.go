@@ -33,13 +33,14 @@ import (
 const DefaultMaxRequestBytes = 7 << 20
 
 // Body budget: the memory request bodies may hold at once. A body costs about three times its size while it is read
-// and decoded, so that is what it reserves. Small bodies (every ordinary API server request) draw from a pool of
-// their own, so callers declaring huge bodies can only exhaust the large pool and never starve the cluster's own
-// requests. A request that cannot reserve within budgetWait is answered 503 without its body being read.
+// and decoded. Small bodies (every ordinary API server request: a pod, a ServiceAccount, a Flux source) share a pool
+// by that cost; a large body (over smallBodyBytes, rare in a cluster and the only way to make the server hold
+// megabytes) is answered one at a time. So callers declaring huge bodies hold at most one large body's memory and
+// never starve the cluster's own requests. A request that cannot reserve within budgetWait is answered 503 without
+// its body being read.
 const (
 	smallBodyBytes    = 256 << 10
-	smallPoolBytes    = 24 << 20
-	largePoolBytes    = 24 << 20
+	smallPoolBytes    = 8 << 20
 	bodyCostFactor    = 3
 	budgetWait        = 2 * time.Second
 	defaultReadWindow = 10 * time.Second
@@ -79,8 +80,7 @@ func NewServer(o Options) *Server {
 		o.ReadTimeout = defaultReadWindow
 	}
 	s := &Server{opts: o, routes: map[string]*route{},
-		small: semaphore.NewWeighted(smallPoolBytes),
-		large: semaphore.NewWeighted(max(largePoolBytes, bodyCostFactor*o.MaxRequestBytes))}
+		small: semaphore.NewWeighted(smallPoolBytes), large: semaphore.NewWeighted(1)}
 	for path, decide := range s.deciders() {
 		s.routes[path] = &route{srv: s, path: path, count: newCountedHandler(path), decide: decide}
 	}
@@ -214,17 +214,12 @@ func (r *route) refuse(w http.ResponseWriter, code int, err error) {
 	writeReview(w, code, "", errorResponse(int32(code), err.Error()))
 }
 
-// reserve takes a body's share of the budget; release gives it back. A body of unknown length (chunked) reserves as
-// much as the largest one may be.
+// reserve takes a body's share of the budget; release gives it back. A body of unknown length (chunked) is a large
+// one.
 func (s *Server) reserve(ctx context.Context, contentLength int64) (release func(), ok bool) {
-	size := contentLength
-	if size < 0 || size > s.opts.MaxRequestBytes {
-		size = s.opts.MaxRequestBytes
-	}
-	cost := bodyCostFactor * max(size, 1<<10)
-	pool := s.large
-	if size <= smallBodyBytes {
-		pool = s.small
+	pool, cost := s.large, int64(1)
+	if contentLength >= 0 && contentLength <= smallBodyBytes {
+		pool, cost = s.small, bodyCostFactor*max(contentLength, 1<<10)
 	}
 	ctx, cancel := context.WithTimeout(ctx, budgetWait)
 	defer cancel()

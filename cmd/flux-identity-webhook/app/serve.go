@@ -185,10 +185,11 @@ func RunServe(ctx context.Context, o ServeOptions, log logr.Logger) error {
 	}
 	observeReload(policyLog, policy.ReloadEvent{Policy: reloader.Current(), Changed: true})
 
-	srv := ctrlwebhook.NewServer(ctrlwebhook.Options{
+	srv := webhook.NewTLSServer(webhook.TLSServerOptions{
 		Host:    o.Host,
 		Port:    o.Port,
 		CertDir: o.CertDir,
+		Log:     log.WithName("server"),
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 			c.MinVersion = minTLS
 			if !o.EnableHTTP2 {
