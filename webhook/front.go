@@ -175,7 +175,7 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	defer release()
 	// A body trickled in slowly holds its reservation only this long.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.srv.opts.ReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
+	body, err := readBody(w, req, limit)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -208,6 +208,20 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	writeReview(w, http.StatusOK, uid, resp)
 }
 
+// readBody reads a request body of at most limit bytes: into one buffer of the declared length when there is one
+// (the API server always declares it), else growing.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
+	r := http.MaxBytesReader(w, req.Body, limit)
+	if n := req.ContentLength; n >= 0 {
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(r)
+}
+
 // refuse answers a request the front cannot take with a real status code and an error review.
 func (r *route) refuse(w http.ResponseWriter, code int, err error) {
 	r.count.inc(DecisionErrored)
@@ -221,22 +235,18 @@ func (s *Server) reserve(ctx context.Context, contentLength int64) (release func
 	if contentLength >= 0 && contentLength <= smallBodyBytes {
 		pool, cost = s.small, bodyCostFactor*max(contentLength, 1<<10)
 	}
-	ctx, cancel := context.WithTimeout(ctx, budgetWait)
-	defer cancel()
-	if err := pool.Acquire(ctx, cost); err != nil {
-		return nil, false
+	if !pool.TryAcquire(cost) {
+		ctx, cancel := context.WithTimeout(ctx, budgetWait)
+		defer cancel()
+		if err := pool.Acquire(ctx, cost); err != nil {
+			return nil, false
+		}
 	}
 	return func() { pool.Release(cost) }, true
 }
 
 func writeReview(w http.ResponseWriter, code int, uid types.UID, resp *admissionv1.AdmissionResponse) {
-	resp.UID = uid
-	out := admissionv1.AdmissionReview{Response: resp}
-	out.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
-	body, err := json.Marshal(out)
-	if err != nil { // cannot happen for this type; answer something the API server understands anyway
-		code, body = http.StatusInternalServerError, []byte(`{"error":"encode AdmissionReview"}`)
-	}
+	body := appendReview(make([]byte, 0, 512+len(resp.Patch)*4/3), uid, resp)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(body)

@@ -1,5 +1,10 @@
 package webhook
 
+import (
+	"encoding/json"
+	"fmt"
+)
+
 // The webhook decodes only the fields it reads. Patches are computed against these views of the raw request, so
 // fields outside them (including ones this k8s.io/api does not know) are never re-serialised and never lost.
 
@@ -37,10 +42,33 @@ type podView struct {
 type podSpecView struct {
 	ServiceAccountName string `json:"serviceAccountName"`
 	// ServiceAccount is the deprecated alias the API server still fills.
-	ServiceAccount string          `json:"serviceAccount"`
-	Volumes        []volumeView    `json:"volumes"`
-	InitContainers []containerView `json:"initContainers"`
-	Containers     []containerView `json:"containers"`
+	ServiceAccount string `json:"serviceAccount"`
+	// The lists are read only to inject a mapped pod, and most pods map to no identity: they stay raw (copied, not
+	// parsed) until decodeLists fills the views below.
+	RawVolumes        json.RawMessage `json:"volumes"`
+	RawInitContainers json.RawMessage `json:"initContainers"`
+	RawContainers     json.RawMessage `json:"containers"`
+	Volumes           []volumeView    `json:"-"`
+	InitContainers    []containerView `json:"-"`
+	Containers        []containerView `json:"-"`
+}
+
+// decodeLists decodes the volumes and containers; a nil list means the field is absent (or null).
+func (s *podSpecView) decodeLists() error {
+	for _, l := range []struct {
+		name string
+		raw  json.RawMessage
+		into any
+	}{{"volumes", s.RawVolumes, &s.Volumes}, {"initContainers", s.RawInitContainers, &s.InitContainers},
+		{"containers", s.RawContainers, &s.Containers}} {
+		if len(l.raw) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(l.raw, l.into); err != nil {
+			return &badObject{fmt.Errorf("decode spec.%s: %w", l.name, err)}
+		}
+	}
+	return nil
 }
 
 type volumeView struct {

@@ -43,6 +43,9 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 	var inj injection
 	switch {
 	case m.Identity.Injection == policy.InjectionFull:
+		if err := pod.Spec.decodeLists(); err != nil {
+			return verdict{}, err
+		}
 		var err error
 		if inj, err = podInjection(m, pod); err != nil {
 			return verdict{}, err
