@@ -30,6 +30,9 @@ type Reloader struct {
 	// status is read without the lock, so that onEvent and readiness checks never wait for a reload (or deadlock
 	// when onEvent asks for it).
 	status atomic.Pointer[ReloadStatus]
+	// seen is the file as the latest reload read it (through the symlinks), so that the poll can tell from a stat
+	// alone that nothing changed, instead of reading and hashing the whole file every time.
+	seen os.FileInfo
 }
 
 // ReloadEvent tells the caller what a reload attempt did, for logs and metrics.
@@ -56,6 +59,7 @@ type ReloadStatus struct {
 // failure. Calls are serialised; onEvent may call Current and Status, but not Reload.
 func NewReloader(path string, onEvent func(ReloadEvent)) (*Reloader, error) {
 	r := &Reloader{path: path, now: time.Now, onEvent: onEvent}
+	r.seen, _ = os.Stat(path)
 	p, err := Load(path)
 	if err != nil {
 		return nil, err
@@ -79,12 +83,14 @@ func (r *Reloader) Reload() error {
 	st := *r.status.Load()
 	st.LastAttempt = r.now()
 
+	info, _ := os.Stat(r.path) // taken before reading: a change between the two is seen by the next poll
 	data, err := os.ReadFile(r.path)
 	if err != nil {
 		err = fmt.Errorf("read policy %s: %w", r.path, err)
 		r.fail(st, "", err)
 		return err
 	}
+	r.seen = info
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
 	old := r.current.Load()
@@ -111,6 +117,17 @@ func (r *Reloader) Reload() error {
 	r.status.Store(&st)
 	r.emit(ReloadEvent{Policy: p, Changed: true})
 	return nil
+}
+
+// statChanged says whether the file may differ from what the latest reload read: another file behind the path (a
+// ConfigMap's symlink swap), another size or modification time, or a file that cannot be stat'ed.
+func (r *Reloader) statChanged() bool {
+	info, err := os.Stat(r.path)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.seen
+	return err != nil || seen == nil || !os.SameFile(seen, info) || seen.Size() != info.Size() ||
+		!seen.ModTime().Equal(info.ModTime())
 }
 
 func (r *Reloader) fail(st ReloadStatus, digest string, err error) {
@@ -165,6 +182,9 @@ func (r *Reloader) Watch(ctx context.Context, debounce, poll time.Duration) erro
 		case <-pending.C:
 			_ = r.Reload() // reported through onEvent and Status
 		case <-ticker.C:
+			if !r.statChanged() {
+				continue
+			}
 			_ = r.Reload()
 		}
 	}

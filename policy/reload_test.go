@@ -455,3 +455,32 @@ func TestReloaderCurrentDuringReloads(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The poll reads the file only when a stat says it may have changed: the same file, size and modification time are
+// not read again.
+func TestReloaderPollStatsBeforeReading(t *testing.T) {
+	r, path, _ := newTestReloader(t, versioned("v1"))
+	if r.statChanged() {
+		t.Fatal("the file just loaded looks changed")
+	}
+	writeFile(t, path, versioned("v2"))
+	later := time.Now().Add(time.Hour) // a write may land within the file system's timestamp granularity
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if !r.statChanged() {
+		t.Fatal("a rewritten file looks unchanged")
+	}
+	if err := r.Reload(); err != nil || r.Current().Name != "v2" {
+		t.Fatalf("reload: %v, policy %s", err, r.Current().Name)
+	}
+	if r.statChanged() {
+		t.Error("the file just reloaded looks changed")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if !r.statChanged() {
+		t.Error("a removed file looks unchanged: the poll would never report it")
+	}
+}
