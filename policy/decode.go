@@ -17,6 +17,16 @@ import (
 // returned positions keep the node tree so that later validation findings can name a line and column too; nothing
 // per field is recorded up front, which keeps loading a large policy lean.
 func decode(data []byte) (*File, positions, findings) {
+	if chunking {
+		if keys, ok := splitTopLevel(data); ok {
+			var fs findings
+			ps := positions{explicit: map[string]pos{"": {1, 1}}, tree: &lazyTree{data: data}}
+			f := &File{}
+			if decodeChunked(data, keys, &decoder{ps: ps, fs: &fs}, f) {
+				return f, ps, fs
+			}
+		}
+	}
 	var fs findings
 	ps := positions{explicit: map[string]pos{"": {1, 1}}}
 

@@ -56,6 +56,26 @@ type pos struct{ line, column int }
 type positions struct {
 	root     *yaml.Node
 	explicit map[string]pos
+	// tree, when set, builds root from the document the first time a finding needs it (the chunked decode keeps no
+	// tree of the whole document).
+	tree *lazyTree
+}
+
+type lazyTree struct {
+	data   []byte
+	root   *yaml.Node
+	parsed bool
+}
+
+func (t *lazyTree) node() *yaml.Node {
+	if !t.parsed {
+		t.parsed = true
+		var doc yaml.Node
+		if yaml.Unmarshal(t.data, &doc) == nil {
+			t.root = &doc
+		}
+	}
+	return t.root
 }
 
 // of returns the position of path, or of its nearest ancestor that exists: a missing field is reported where its
@@ -64,10 +84,13 @@ func (ps positions) of(path string) pos {
 	if p, ok := ps.explicit[path]; ok {
 		return p
 	}
-	if ps.root == nil {
+	n := ps.root
+	if n == nil && ps.tree != nil {
+		n = ps.tree.node()
+	}
+	if n == nil {
 		return ps.explicit[""]
 	}
-	n := ps.root
 	found := pos{n.Line, n.Column}
 	for _, seg := range splitPath(path) {
 		n = resolve(n)
