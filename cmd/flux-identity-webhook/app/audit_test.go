@@ -2,14 +2,23 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist/pagingfake"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
 func TestAuditOptionsValidate(t *testing.T) {
@@ -17,11 +26,16 @@ func TestAuditOptionsValidate(t *testing.T) {
 		o       AuditOptions
 		wantErr []string
 	}{
-		"a policy and the table format are enough": {o: AuditOptions{PolicyFile: "p.yaml", Output: "table"}},
-		"json is an output format":                 {o: AuditOptions{PolicyFile: "p.yaml", Output: "json"}},
+		"a policy and the table format are enough": {
+			o: AuditOptions{PolicyFile: "p.yaml", Output: "table", Cluster: defaultClusterOptions()}},
+		"json is an output format": {o: AuditOptions{PolicyFile: "p.yaml", Output: "json", Cluster: defaultClusterOptions()}},
 		"the policy is required and yaml is not a format": {
-			o:       AuditOptions{Output: "yaml"},
+			o:       AuditOptions{Output: "yaml", Cluster: defaultClusterOptions()},
 			wantErr: []string{"--policy is required", "-o must be table or json"},
+		},
+		"the timeout and the chunk size must be positive": {
+			o:       AuditOptions{PolicyFile: "p.yaml", Output: "table"},
+			wantErr: []string{"--timeout must be positive", "--chunk-size must be positive"},
 		},
 	}
 	for name, tc := range tests {
@@ -42,72 +56,6 @@ func TestAuditOptionsValidate(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-var auditFixture = AuditResult{
-	Checked: 3,
-	Findings: []Finding{
-		{Kind: "GitRepository", Namespace: "team-a", Name: "app", Violations: []webhook.SourceViolation{{
-			Mandate: "no-static-git-credentials", Mode: policy.ModeEnforce, Field: "spec.secretRef",
-			Message: "mandate no-static-git-credentials: remove spec.secretRef, set spec.provider: azure (identity tenants)",
-		}}},
-		{Kind: "Bucket", Namespace: "quiet", Name: "b", Violations: []webhook.SourceViolation{{
-			Mandate: "quiet", Mode: policy.ModeOff, Field: "spec.secretRef", Message: "mandate quiet: remove spec.secretRef",
-		}}},
-	},
-}
-
-func TestWriteAudit(t *testing.T) {
-	t.Run("the table has one row per violation with mandate, mode, field and message", func(t *testing.T) {
-		var out bytes.Buffer
-		if err := writeAudit(&out, "table", auditFixture); err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-		if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAMESPACE") {
-			t.Fatalf("want a header and two rows, got:\n%s", out.String())
-		}
-		for _, want := range []string{"team-a", "GitRepository", "app", "enforce", "spec.secretRef",
-			"set spec.provider: azure (identity tenants)"} {
-			if !strings.Contains(lines[1], want) {
-				t.Errorf("row %q lacks %q", lines[1], want)
-			}
-		}
-	})
-	t.Run("json round-trips the findings with lower-case keys", func(t *testing.T) {
-		var out bytes.Buffer
-		if err := writeAudit(&out, "json", auditFixture); err != nil {
-			t.Fatal(err)
-		}
-		var back AuditResult
-		if err := json.Unmarshal(out.Bytes(), &back); err != nil {
-			t.Fatalf("output is not JSON: %v\n%s", err, out.String())
-		}
-		if back.Checked != 3 || len(back.Findings) != 2 || back.Findings[0].Violations[0].Mandate != "no-static-git-credentials" {
-			t.Errorf("round trip lost data: %+v", back)
-		}
-		if !strings.Contains(out.String(), `"message": "mandate no-static-git-credentials:`) {
-			t.Errorf("json keys are not the documented ones:\n%s", out.String())
-		}
-	})
-	t.Run("no findings says how many sources were checked, and json still gives an empty list", func(t *testing.T) {
-		var table, js bytes.Buffer
-		if err := writeAudit(&table, "table", AuditResult{Checked: 7}); err != nil {
-			t.Fatal(err)
-		}
-		if err := writeAudit(&js, "json", AuditResult{Checked: 7}); err != nil {
-			t.Fatal(err)
-		}
-		if table.String() != "No violations in 7 Flux sources.\n" || !strings.Contains(js.String(), `"findings": []`) {
-			t.Errorf("table %q, json %q", table.String(), js.String())
-		}
-	})
-}
-
-func TestAuditBlockingIgnoresOffMandates(t *testing.T) {
-	if got := auditFixture.blocking(); got != 1 {
-		t.Errorf("blocking = %d, want 1 (the off mandate's violation does not count)", got)
 	}
 }
 
@@ -136,6 +84,9 @@ mandates:
 		"an invalid policy is refused before the cluster is contacted": {
 			args: []string{"audit", "--policy", filepath.Join(dir, "nope.yaml")}, want: "read policy",
 		},
+		"a chunk size of zero is refused": {
+			args: []string{"audit", "--policy", pol, "--chunk-size", "0"}, want: "--chunk-size must be positive",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -148,4 +99,112 @@ mandates:
 			}
 		})
 	}
+}
+
+const wiringPolicy = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+metadata:
+  name: wiring
+identities:
+  - name: tenants
+    namespaces: ["team-*"]
+    serviceAccounts: [flux-source]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/tenant
+mandates:
+  - name: no-static-git-credentials
+    namespaces: ["team-*"]
+    kinds: [GitRepository]
+`
+
+func wiringSetup(t *testing.T) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse("wiring.yaml", []byte(wiringPolicy), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// staticRepos are n GitRepositories in team-a that keep a Secret, each a violation.
+func staticRepos(n int) []client.Object {
+	var out []client.Object
+	for i := range n {
+		out = append(out, &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a",
+			Name: fmt.Sprintf("repo-%d", i)}, Spec: sourcev1.GitRepositorySpec{URL: "https://github.com/org/app",
+			SecretRef: &meta.LocalObjectReference{Name: "pat"}}})
+	}
+	return out
+}
+
+// exitCode is the code Execute would exit with for err.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		return 2
+	}
+}
+
+// deadlineAt answers Lists of kind as client-go does when the context's deadline passes during the request.
+func deadlineAt(kind string) func(pagingfake.Call) error {
+	return func(call pagingfake.Call) error {
+		if call.Kind == kind {
+			return fmt.Errorf("Get \"https://api/apis\": %w", context.DeadlineExceeded)
+		}
+		return nil
+	}
+}
+
+func TestAuditCluster(t *testing.T) {
+	p := wiringSetup(t)
+	o := AuditOptions{PolicyFile: "wiring.yaml", Output: "json", Cluster: defaultClusterOptions()}
+	o.Cluster.ChunkSize = 2
+	t.Run("five violations read in pages of --chunk-size print as JSON and exit 1, nothing on stderr", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(5)...)
+		var stdout, stderr bytes.Buffer
+		err := auditCluster(t.Context(), o, p, c, &stdout, &stderr)
+		if exitCode(err) != 1 || !strings.Contains(err.Error(), "5 violations in enforce or warn mode") {
+			t.Fatalf("err = %v", err)
+		}
+		var res struct {
+			Findings []struct{ Name string }
+			Checked  int
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || len(res.Findings) != 5 || res.Checked != 5 {
+			t.Errorf("output (%v):\n%s", err, stdout.String())
+		}
+		gitPages := 0
+		for _, call := range c.Calls() {
+			if call.Limit != 2 {
+				t.Errorf("%+v not paged by --chunk-size", call)
+			}
+			if call.Kind == sourcev1.GitRepositoryKind {
+				gitPages++
+			}
+		}
+		if gitPages != 3 || stderr.Len() != 0 {
+			t.Errorf("%d GitRepository pages (want 3), stderr %q", gitPages, stderr.String())
+		}
+	})
+	t.Run("a deadline part-way prints what was found, marked incomplete, and exits 2 naming --timeout", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(3)...)
+		c.Fail = deadlineAt(sourcev1.HelmRepositoryKind)
+		table := o
+		table.Output = "table"
+		var stdout, stderr bytes.Buffer
+		err := auditCluster(t.Context(), table, p, c, &stdout, &stderr)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(),
+			"gave up after --timeout 1m0s while reading HelmRepository: 0 read (4 requests): the report above is incomplete") {
+			t.Fatalf("err = %v", err)
+		}
+		out := stdout.String()
+		if !strings.HasPrefix(out, "incomplete: list HelmRepository: ") || strings.Count(out, "\nteam-a  ") != 3 {
+			t.Errorf("stdout:\n%s", out)
+		}
+	})
 }
