@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/audit"
+	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -89,11 +90,11 @@ func runAudit(ctx context.Context, o AuditOptions, stdout, stderr io.Writer) err
 
 // auditCluster audits the sources behind c and prints the result, also when the read stopped early.
 func auditCluster(ctx context.Context, o AuditOptions, p *policy.Policy, c client.Reader, stdout, stderr io.Writer) error {
-	l, done := o.Cluster.lister(c, stderr, "audit")
-	ctx, cancel := context.WithTimeout(ctx, o.Cluster.Timeout)
-	defer cancel()
-	res, runErr := audit.Run(ctx, l, p, time.Now())
-	done()
+	var res audit.Result
+	stop := o.Cluster.read(ctx, c, stderr, "audit", func(ctx context.Context, l *kubelist.Lister) (err error) {
+		res, err = audit.Run(ctx, l, p, time.Now())
+		return err
+	})
 	for _, k := range res.SkippedKinds {
 		_, _ = fmt.Fprintf(stderr, "note: the cluster does not serve %s; skipped\n", k)
 	}
@@ -106,8 +107,8 @@ func auditCluster(ctx context.Context, o AuditOptions, p *policy.Policy, c clien
 	if err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
-	if runErr != nil {
-		return stopped(ctx, runErr, o.Cluster.Timeout, l.Progress())
+	if stop != nil {
+		return stop
 	}
 	if n := res.Blocking(); n > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d violations in enforce or warn mode", n)}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/doctor"
+	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/trust"
 )
@@ -102,11 +103,11 @@ func RunDoctor(ctx context.Context, o DoctorOptions, stdout, stderr io.Writer) e
 
 // runDoctor diagnoses the cluster behind c and prints the report, also when the read stopped early.
 func runDoctor(ctx context.Context, o DoctorOptions, p *policy.Policy, c client.Reader, stdout, stderr io.Writer) error {
-	l, done := o.Cluster.lister(c, stderr, "doctor")
-	ctx, cancel := context.WithTimeout(ctx, o.Cluster.Timeout)
-	defer cancel()
-	report, runErr := doctor.Diagnose(ctx, l, p, time.Now())
-	done()
+	var report doctor.Report
+	stop := o.Cluster.read(ctx, c, stderr, "doctor", func(ctx context.Context, l *kubelist.Lister) (err error) {
+		report, err = doctor.Diagnose(ctx, l, p, time.Now())
+		return err
+	})
 	var err error
 	if o.Output == trust.FormatText {
 		err = doctor.WriteText(stdout, report)
@@ -116,8 +117,8 @@ func runDoctor(ctx context.Context, o DoctorOptions, p *policy.Policy, c client.
 	if err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
-	if runErr != nil {
-		return stopped(ctx, runErr, o.Cluster.Timeout, l.Progress())
+	if stop != nil {
+		return stop
 	}
 	if report.Problems > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d problems found", report.Problems)}

@@ -89,11 +89,21 @@ func (o *ClusterOptions) reader(command string) (client.Reader, error) {
 	return c, nil
 }
 
-// lister reads through c in pages of --chunk-size, showing progress on stderr when it is a terminal; done clears the
-// progress line.
-func (o *ClusterOptions) lister(c client.Reader, stderr io.Writer, command string) (l *kubelist.Lister, done func()) {
+// read runs fn under --timeout with a Lister over c that pages by --chunk-size and shows progress on stderr when it is
+// a terminal. fn's error comes back explained for the user (stopped), to return once fn's partial result is printed.
+func (o *ClusterOptions) read(ctx context.Context, c client.Reader, stderr io.Writer, command string,
+	fn func(context.Context, *kubelist.Lister) error,
+) error {
 	onPage, done := progress(stderr, command)
-	return &kubelist.Lister{Reader: c, PageSize: o.ChunkSize, OnPage: onPage}, done
+	l := &kubelist.Lister{Reader: c, PageSize: o.ChunkSize, OnPage: onPage}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	err := fn(ctx, l)
+	done()
+	if err != nil {
+		return stopped(ctx, err, o.Timeout, l.Progress())
+	}
+	return nil
 }
 
 // progress shows where a read stands on stderr, one line rewritten after every page, when stderr is a terminal;
@@ -123,7 +133,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// stopped explains an error that ended a read early, once what was found has been printed: a deadline names
+// stopped explains an error that ended a read early, for after what was found has been printed: a deadline names
 // --timeout, Ctrl-C says so, anything else keeps its own text. It exits 2.
 func stopped(ctx context.Context, err error, timeout time.Duration, at kubelist.Progress) error {
 	where := "while " + progressLine(at)
