@@ -15,12 +15,28 @@ FLUX_SOURCE_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/source-controller
 IMAGE_REFLECTOR_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/image-reflector-controller/api \(v[^ ]*\).*|\1|p' go.mod)
 CONTROLLER_GEN_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
+CERT_MANAGER_VERSION := $(shell sed -n 's|^\s*github.com/cert-manager/cert-manager \(v[^ ]*\).*|\1|p' go.mod)
+KUSTOMIZE_CONTROLLER_VERSION ?= v1.9.6
+PROMETHEUS_OPERATOR_VERSION ?= v0.85.0
+
+# Build stamp: the binary's `version`, the server's start-up log and fluxidentity_build_info, the image's labels.
+VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v$$(sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/flux-identity-webhook/Chart.yaml)-dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+VERSION_PKG := github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app
+LDFLAGS := -s -w -X $(VERSION_PKG).version=$(VERSION) -X $(VERSION_PKG).commit=$(COMMIT)
+IMAGE_REPOSITORY ?= ghcr.io/fluxidentity/flux-identity-webhook
+IMAGE_PLATFORMS  ?= linux/amd64,linux/arm64
+IMAGE_DIR        := $(BIN)/image
+E2E_MANIFESTS    := $(BIN)/e2e-manifests
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
 export KUBEBUILDER_ASSETS := $(ENVTEST_BINS)
 export FLUX_CRDS_DIR      := $(FLUX_CRDS)
 export HELM               := $(BIN)/helm
+export FIW_IMAGE_DIR      := $(IMAGE_DIR)
+export FIW_E2E_MANIFESTS  := $(E2E_MANIFESTS)
 
 # -count=1: CI runs on the machine that built the Go test cache, and every suite must really run.
 GO_TEST_FLAGS ?= -count=1
@@ -34,7 +50,7 @@ FUZZ_PKGS      := ./policy ./webhook
 
 .PHONY: help
 help: ## Show the targets.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ { printf "  %-16s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: envtest-bins flux-crds ## Start a local control plane with the webhook and the sample policy (Ctrl-C stops).
@@ -47,15 +63,20 @@ demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively
 	$(BIN)/fiw-devenv --demo --policy config/samples/policy.yaml --workdir $(BIN)/demo
 
 .PHONY: test
-test: envtest-bins flux-crds helm ## Run every test: unit, fuzz seeds, the chart, the integration suites on a real API server, and the demo.
+test: envtest-bins flux-crds helm image e2e-manifests ## Run every test: unit, fuzz seeds, the chart, the image, the integration suites on a real API server, the demo and the end-to-end install.
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./cmd/...
+	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./cmd/... ./hack/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
-	$(GO) test $(GO_TEST_FLAGS) ./test/...
+	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory demo
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: e2e
+e2e: envtest-bins flux-crds helm image e2e-manifests ## helm install on kube-apiserver + kube-controller-manager, the image's binary behind the chart's Service, Flux's own Deployments; upgrade, uninstall, an outage (needs root).
+	$(GO) test $(GO_TEST_FLAGS) -timeout 15m ./test/e2e/ -args -ginkgo.v
 
 .PHONY: fluxcompat
 fluxcompat: flux-crds ## Hold the credential model to Flux's own code (a test-only module importing pkg/auth and pkg/git).
@@ -86,8 +107,18 @@ soak: envtest-bins flux-crds ## Long reliability runs: 1000 policy swaps and 500
 	$(GO) test -count=1 -v -timeout 60m -run 'UnderLoad' ./test/reliability/ -soak
 
 .PHONY: build
-build: ## Build the binary into bin/.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
+build: ## Build the binary into bin/, stamped with VERSION and COMMIT.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
+
+.PHONY: image
+image: ## Build the container image (IMAGE_PLATFORMS) without Docker: an OCI layout in bin/image/oci, a tarball per platform.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/image build --out $(IMAGE_DIR) --repository $(IMAGE_REPOSITORY) \
+	  --version $(VERSION) --commit $(COMMIT) --platforms $(IMAGE_PLATFORMS)
+
+.PHONY: image-push
+image-push: image ## Push the image, every platform, to IMAGE (e.g. IMAGE=ghcr.io/org/flux-identity-webhook:v0.1.0).
+	@if [ -z "$(IMAGE)" ]; then echo "set IMAGE=registry/repository:tag"; exit 2; fi
+	$(GO) run ./hack/image push --from $(IMAGE_DIR)/oci --to $(IMAGE)
 
 .PHONY: lint-policy
 lint-policy: build ## Lint the sample policies.
@@ -108,6 +139,15 @@ $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION):
 	FLUX_SOURCE_VERSION=$(FLUX_SOURCE_VERSION) hack/flux-crds.sh $(FLUX_CRDS)
 	IMAGE_REFLECTOR_VERSION=$(IMAGE_REFLECTOR_VERSION) CONTROLLER_GEN_VERSION=$(CONTROLLER_GEN_VERSION) \
 	  FIW_CACHE_DIR=$(CACHE_DIR) hack/image-crds.sh $(FLUX_CRDS)
+	@touch $@
+
+.PHONY: e2e-manifests
+e2e-manifests: $(E2E_MANIFESTS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_CONTROLLER_VERSION)-$(CERT_MANAGER_VERSION)-$(PROMETHEUS_OPERATOR_VERSION) ## Copy Flux's controller Deployments, cert-manager's and the Prometheus operator's CRDs from their modules.
+
+$(E2E_MANIFESTS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_CONTROLLER_VERSION)-$(CERT_MANAGER_VERSION)-$(PROMETHEUS_OPERATOR_VERSION):
+	FLUX_SOURCE_VERSION=$(FLUX_SOURCE_VERSION) KUSTOMIZE_CONTROLLER_VERSION=$(KUSTOMIZE_CONTROLLER_VERSION) \
+	  CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) PROMETHEUS_OPERATOR_VERSION=$(PROMETHEUS_OPERATOR_VERSION) \
+	  hack/e2e-manifests.sh $(E2E_MANIFESTS)
 	@touch $@
 
 .PHONY: helm

@@ -1,0 +1,625 @@
+package e2e
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+)
+
+const (
+	release   = "flux-identity-webhook"
+	releaseNS = "flux-identity-system"
+	// The chart's fullname for this release; the Service the API server calls is <fullname>.<namespace>.svc.
+	fullname = release
+
+	sourceRole = "arn:aws:iam::111122223333:role/flux-source-controller"
+)
+
+// The policy installed first: Flux's source-controller with full AWS injection (no EKS webhook in this cluster),
+// kustomize-controller on Azure Workload Identity (the Azure webhook does the injecting), tenants on AWS by
+// namespace, and a mandate against static Git credentials in Flux's and the tenants' namespaces.
+const policyV1 = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+metadata:
+  name: e2e
+identities:
+  - name: source-controller
+    namespaces: [flux-system]
+    serviceAccounts: [source-controller]
+    aws:
+      roleARN: ` + sourceRole + `
+      region: eu-west-1
+    injection: full
+  - name: kustomize-controller
+    namespaces: [flux-system]
+    serviceAccounts: [kustomize-controller]
+    azure:
+      clientID: 00000000-0000-0000-0000-000000000001
+      tenantID: 00000000-0000-0000-0000-0000000000aa
+  - name: tenants
+    namespaces: ["team-*"]
+    serviceAccounts: ["flux-*"]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/tenant-{namespace}
+mandates:
+  - name: no-static-git-credentials
+    namespaces: [flux-system, "team-*"]
+    mode: enforce
+`
+
+// policyV2 adds the payments namespace (through helm upgrade); policyV3 the ledger namespace (edited outside Helm).
+var (
+	policyV2 = withIdentity(policyV1, "payments")
+	policyV3 = withIdentity(policyV2, "ledger")
+)
+
+// withIdentity adds an identity for the flux-* ServiceAccounts of namespace, with a role named after it.
+func withIdentity(policy, namespace string) string {
+	return strings.Replace(policy, "mandates:\n", fmt.Sprintf(`  - name: %[1]s
+    namespaces: [%[1]s]
+    serviceAccounts: ["flux-*"]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/%[1]s
+mandates:
+`, namespace), 1)
+}
+
+func TestEndToEnd(t *testing.T) {
+	RegisterFailHandler(Fail)
+	// No wait is open-ended: every Eventually gives up after 30 s unless it says otherwise, context or not.
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
+	EnforceDefaultTimeoutsWhenUsingContexts()
+	RunSpecs(t, "flux-identity-webhook installed with helm on kube-apiserver and kube-controller-manager")
+}
+
+// specTimeout bounds each spec; the outage spec has its own.
+var specTimeout = NodeTimeout(2 * time.Minute)
+
+var (
+	p       paths
+	c       *cluster
+	img     *builtImage
+	webhook *pod
+	workdir string
+	started time.Time
+)
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	started = time.Now()
+	var err error
+	p, err = inputs()
+	Expect(err).NotTo(HaveOccurred())
+	// World-readable, so the replica (running as the image's user) can reach its volumes and binary.
+	workdir, err = os.MkdirTemp("", "fiw-e2e-")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(os.Chmod(workdir, 0o755)).To(Succeed())
+	DeferCleanup(func() { _ = os.RemoveAll(workdir) })
+	img, err = loadImage(p, workdir)
+	Expect(err).NotTo(HaveOccurred())
+	c, err = startCluster(ctx, p, workdir)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		if webhook != nil {
+			_, _ = webhook.stop(context.Background())
+		}
+		Expect(c.stop()).To(Succeed())
+		GinkgoWriter.Printf("suite wall time %s\n", time.Since(started).Round(time.Millisecond))
+	})
+	GinkgoWriter.Printf("control plane up after %s\n", time.Since(started).Round(time.Millisecond))
+}, NodeTimeout(3*time.Minute))
+
+// writePolicy writes a policy to a file for --set-file.
+func writePolicy(name, content string) string {
+	GinkgoHelper()
+	f := filepath.Join(workdir, name)
+	Expect(os.WriteFile(f, []byte(content), 0o600)).To(Succeed())
+	return f
+}
+
+func install(ctx context.Context, policyFile string, extra ...string) {
+	GinkgoHelper()
+	args := append([]string{"install", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+		"--namespace", releaseNS, "--create-namespace",
+		"--set", "tls.certManager.enabled=false", "--set-file", "policy=" + policyFile}, extra...)
+	_, err := c.helm(ctx, args...)
+	Expect(err).NotTo(HaveOccurred())
+}
+
+func startWebhook(ctx context.Context) {
+	GinkgoHelper()
+	var err error
+	webhook, err = startPod(ctx, c, img, releaseNS, fullname, filepath.Join(workdir, fmt.Sprintf("pod-%d", time.Now().UnixNano())))
+	Expect(err).NotTo(HaveOccurred())
+}
+
+func stopWebhook(ctx context.Context) {
+	GinkgoHelper()
+	code, err := webhook.stop(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(code).To(BeZero(), "the server exits 0 on SIGTERM")
+	webhook = nil
+}
+
+func decisions(ctx context.Context, path string) float64 {
+	GinkgoHelper()
+	v, err := metricValue(ctx, "fluxidentity_admission_decisions_total", map[string]string{"webhook": path})
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+func allDecisions(ctx context.Context) float64 {
+	GinkgoHelper()
+	v, err := metricValue(ctx, "fluxidentity_admission_decisions_total", nil)
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+func createServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: objectMeta(namespace, name)}
+	return sa, c.client.Create(ctx, sa)
+}
+
+func gitRepository(namespace, name string, secret bool) *sourcev1.GitRepository {
+	g := &sourcev1.GitRepository{
+		ObjectMeta: objectMeta(namespace, name),
+		Spec: sourcev1.GitRepositorySpec{
+			URL:      "https://github.com/stefanprodan/podinfo",
+			Interval: metav1.Duration{Duration: time.Minute},
+		},
+	}
+	if secret {
+		g.Spec.SecretRef = &meta.LocalObjectReference{Name: "git-credentials"}
+	}
+	return g
+}
+
+// webhookConfigurations returns every caBundle of the release's webhook configurations, by webhook name, and the
+// configurations' policy digest annotations.
+func webhookConfigurations(ctx context.Context) (caBundles map[string][]byte, digests []string) {
+	GinkgoHelper()
+	caBundles = map[string][]byte{}
+	sel := client.MatchingLabels{"app.kubernetes.io/instance": release}
+	var m admissionv1.MutatingWebhookConfigurationList
+	Expect(c.client.List(ctx, &m, sel)).To(Succeed())
+	var v admissionv1.ValidatingWebhookConfigurationList
+	Expect(c.client.List(ctx, &v, sel)).To(Succeed())
+	for _, cfg := range m.Items {
+		digests = append(digests, cfg.Annotations["fluxidentity.dev/policy-sha256"])
+		for _, w := range cfg.Webhooks {
+			caBundles[cfg.Name+"/"+w.Name] = w.ClientConfig.CABundle
+		}
+	}
+	for _, cfg := range v.Items {
+		digests = append(digests, cfg.Annotations["fluxidentity.dev/policy-sha256"])
+		for _, w := range cfg.Webhooks {
+			caBundles[cfg.Name+"/"+w.Name] = w.ClientConfig.CABundle
+		}
+	}
+	return caBundles, digests
+}
+
+func tlsSecret(ctx context.Context) map[string][]byte {
+	GinkgoHelper()
+	var s corev1.Secret
+	Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname + "-tls"}, &s)).To(Succeed())
+	return s.Data
+}
+
+func policyConfigMap(ctx context.Context) *corev1.ConfigMap {
+	GinkgoHelper()
+	var cm corev1.ConfigMap
+	Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname + "-policy"}, &cm)).To(Succeed())
+	return &cm
+}
+
+// eventuallyPods waits until the Deployment has a pod that passes check, created by the controllers.
+func eventuallyPod(ctx context.Context, d *appsv1.Deployment, check func(corev1.Pod) bool) corev1.Pod {
+	GinkgoHelper()
+	var found corev1.Pod
+	Eventually(func(g Gomega) {
+		pods, err := podsOf(ctx, c, d)
+		g.Expect(err).NotTo(HaveOccurred())
+		i := slices.IndexFunc(pods, func(p corev1.Pod) bool { return p.DeletionTimestamp == nil && check(p) })
+		g.Expect(i).To(BeNumerically(">=", 0), "no pod of %s/%s yet", d.Namespace, d.Name)
+		found = pods[i]
+	}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	return found
+}
+
+var _ = Describe("Installed with helm, run from the image, reached through the Service", Ordered, func() {
+	var (
+		source, kustomize *appsv1.Deployment
+		firstCA           []byte
+	)
+
+	It("installs the chart unmodified, with the certificates it generates, and the controllers roll out its Deployment", func(ctx SpecContext) {
+		install(ctx, writePolicy("policy-v1.yaml", policyV1))
+		var d appsv1.Deployment
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, &d)).To(Succeed())
+		// kube-controller-manager turns the chart's Deployment into a ReplicaSet and two pods the API server
+		// admitted as they are (the release namespace is never intercepted; nothing schedules them here).
+		pods := func(g Gomega) []corev1.Pod {
+			ps, err := podsOf(ctx, c, &d)
+			g.Expect(err).NotTo(HaveOccurred())
+			return ps
+		}
+		Eventually(func(g Gomega) { g.Expect(pods(g)).To(HaveLen(2)) }).WithContext(ctx).Should(Succeed())
+		for _, pod := range pods(Default) {
+			Expect(pod.OwnerReferences).To(ContainElement(HaveField("Kind", "ReplicaSet")))
+			Expect(*pod.Spec.SecurityContext.RunAsUser).To(BeEquivalentTo(65532))
+			Expect(pod.Spec.AutomountServiceAccountToken).To(HaveValue(BeFalse()))
+		}
+		firstCA = tlsSecret(ctx)["ca.crt"]
+		Expect(firstCA).NotTo(BeEmpty())
+		bundles, _ := webhookConfigurations(ctx)
+		Expect(bundles).To(HaveLen(5), "serviceaccounts, pods, pods-full-injection, flux-sources, pod-metadata")
+		for name, b := range bundles {
+			Expect(b).To(Equal(firstCA), "%s trusts the chart's generated CA", name)
+		}
+	}, specTimeout)
+
+	It("runs the image's binary as the chart's pod would: its args, user, certificate Secret and policy ConfigMap", func(ctx SpecContext) {
+		startWebhook(ctx)
+		// The process runs as the image's and the chart's non-root user, with the chart's arguments.
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", webhook.proc.cmd.Process.Pid))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(status)).To(MatchRegexp(`(?m)^Uid:\s+65532\s`))
+		Expect(webhook.args).To(ContainElements("serve", "--mode=enforce", "--port=9443"))
+		Expect(webhook.args).To(ContainElement(HavePrefix("--policy=" + webhook.mounts["/etc/flux-identity-webhook"])))
+		// It announces the build the image was stamped with, in its log and as a metric.
+		Expect(webhook.proc.out.String()).To(ContainSubstring(`"version":"` + img.version + `"`))
+		Expect(metricValue(ctx, "fluxidentity_build_info", map[string]string{"version": img.version, "commit": img.commit})).
+			To(BeEquivalentTo(1))
+		// It serves the chart's certificate, which the webhook configurations' caBundle verifies for the Service name.
+		bundles, _ := webhookConfigurations(ctx)
+		cert, err := tlsDial(bundles[fullname+"/serviceaccounts.fluxidentity.dev"], fullname+"."+releaseNS+".svc")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cert.DNSNames).To(ContainElement(fullname + "." + releaseNS + ".svc"))
+	}, specTimeout)
+
+	It("gives Flux's own controllers their identity: the pods kube-controller-manager creates from Flux's manifests", func(ctx SpecContext) {
+		before := decisions(ctx, "/mutate-v1-pod")
+		Expect(c.ensureNamespace(ctx, "flux-system")).To(Succeed())
+		for _, name := range []string{"source-controller", "kustomize-controller"} {
+			sa, err := createServiceAccount(ctx, "flux-system", name)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, name), "the ServiceAccount webhook mapped %s", name)
+		}
+		var err error
+		source, err = fluxDeployment(p, "source-controller")
+		Expect(err).NotTo(HaveOccurred())
+		kustomize, err = fluxDeployment(p, "kustomize-controller")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(source.Spec.Template.Spec.Containers[0].Image).To(HavePrefix("fluxcd/source-controller:v"))
+		Expect(c.client.Create(ctx, source)).To(Succeed())
+		Expect(c.client.Create(ctx, kustomize)).To(Succeed())
+
+		pod := eventuallyPod(ctx, source, func(corev1.Pod) bool { return true })
+		Expect(pod.OwnerReferences).To(ContainElement(HaveField("Kind", "ReplicaSet")), "created by kube-controller-manager")
+		Expect(pod.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, "source-controller"))
+		manager := pod.Spec.Containers[0]
+		Expect(envValue(manager, keys.EnvAWSRoleARN)).To(Equal(sourceRole))
+		Expect(envValue(manager, keys.EnvAWSRegion)).To(Equal("eu-west-1"))
+		Expect(envValue(manager, keys.EnvAWSWebIdentityTokenFile)).To(Equal(keys.AWSTokenMountPath + "/" + keys.AWSTokenPath))
+		Expect(manager.VolumeMounts).To(ContainElement(HaveField("MountPath", keys.AWSTokenMountPath)))
+		Expect(pod.Spec.Volumes).To(ContainElement(HaveField("Name", keys.AWSTokenVolume)))
+		// Flux's own settings survive the patch.
+		Expect(manager.Args).To(ContainElement("--watch-all-namespaces"))
+		Expect(envValue(manager, "TUF_ROOT")).To(Equal("/tmp/.sigstore"))
+
+		pod = eventuallyPod(ctx, kustomize, func(corev1.Pod) bool { return true })
+		Expect(pod.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, "kustomize-controller"))
+		Expect(pod.Labels).To(HaveKeyWithValue(keys.LabelAzureUse, "true"), "the Azure webhook selects the pod by this label")
+
+		Expect(decisions(ctx, "/mutate-v1-pod")-before).To(BeNumerically(">=", 2),
+			"the pods were admitted by the webhook process, through the Service")
+	}, specTimeout)
+
+	It("denies Flux sources with a secretRef through the chart's own webhook configuration", func(ctx SpecContext) {
+		Expect(c.ensureNamespace(ctx, "team-a")).To(Succeed())
+		err := c.client.Create(ctx, gitRepository("team-a", "app", true))
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring(`admission webhook "flux-sources.fluxidentity.dev" denied the request`))
+		Expect(err.Error()).To(ContainSubstring("[no-static-git-credentials] spec.secretRef"))
+		Expect(c.client.Create(ctx, gitRepository("team-a", "app", false))).To(Succeed())
+		sa, err := createServiceAccount(ctx, "team-a", "flux-source")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationAWSRoleARN, "arn:aws:iam::111122223333:role/tenant-team-a"))
+	}, specTimeout)
+
+	It("never sends the webhook a request from a namespace the policy does not name", func(ctx SpecContext) {
+		Expect(c.ensureNamespace(ctx, "apps")).To(Succeed())
+		before := allDecisions(ctx)
+		_, err := createServiceAccount(ctx, "apps", "flux-source")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.client.Create(ctx, &corev1.Pod{ObjectMeta: objectMeta("apps", "probe"),
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}})).To(Succeed())
+		Expect(c.client.Create(ctx, gitRepository("apps", "with-secret", true))).To(Succeed(), "no mandate covers apps")
+		Expect(allDecisions(ctx)).To(Equal(before))
+	}, specTimeout)
+
+	It("keeps the serving certificate and every caBundle byte for byte through a helm upgrade that changes values", func(ctx SpecContext) {
+		secretBefore := tlsSecret(ctx)
+		bundlesBefore, _ := webhookConfigurations(ctx)
+		_, err := c.helm(ctx, "upgrade", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", releaseNS, "--reuse-values", "--set", "shutdownDelay=2s", "--set", "replicas=3")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(tlsSecret(ctx)).To(Equal(secretBefore))
+		bundlesAfter, _ := webhookConfigurations(ctx)
+		Expect(bundlesAfter).To(Equal(bundlesBefore))
+		var d appsv1.Deployment
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, &d)).To(Succeed())
+		Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--shutdown-delay=2s"))
+		// The rollout: the replica restarts with the new arguments and serves the same certificate.
+		stopWebhook(ctx)
+		startWebhook(ctx)
+		Expect(webhook.args).To(ContainElement("--shutdown-delay=2s"))
+		cert, err := tlsDial(bundlesAfter[fullname+"/serviceaccounts.fluxidentity.dev"], fullname+"."+releaseNS+".svc")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cert.Raw).To(Equal(pemBlock(secretBefore["tls.crt"])))
+	}, specTimeout)
+
+	It("brings a policy change made with helm upgrade to the running webhook, without a restart or a rollout", func(ctx SpecContext) {
+		Expect(c.ensureNamespace(ctx, "payments")).To(Succeed())
+		sa, err := createServiceAccount(ctx, "payments", "flux-source")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sa.Annotations).NotTo(HaveKey(keys.AnnotationIdentity), "payments is not in the policy yet")
+
+		var d appsv1.Deployment
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, &d)).To(Succeed())
+		pid, generation := webhook.proc.cmd.Process.Pid, d.Generation
+		reloads, err := metricValue(ctx, "fluxidentity_policy_reloads_total", nil)
+		Expect(err).NotTo(HaveOccurred())
+
+		changed := time.Now()
+		_, err = c.helm(ctx, "upgrade", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", releaseNS, "--reuse-values", "--set-file", "policy="+writePolicy("policy-v2.yaml", policyV2))
+		Expect(err).NotTo(HaveOccurred())
+		want := sha256Hex(policyConfigMap(ctx).Data["policy.yaml"])
+		Eventually(servedDigest).WithContext(ctx).Should(Equal(want[:12]), "the server reloads the mounted ConfigMap")
+		GinkgoWriter.Printf("policy change: helm upgrade to served in %s\n", time.Since(changed).Round(time.Millisecond))
+		_, digests := webhookConfigurations(ctx)
+		Expect(digests).To(HaveEach(want), "the webhook configurations name the policy their conditions came from")
+
+		eventuallyMapped(ctx, "payments", keys.AnnotationAWSRoleARN, "arn:aws:iam::111122223333:role/payments")
+
+		Expect(webhook.proc.cmd.Process.Pid).To(Equal(pid))
+		Expect(webhook.proc.running()).To(BeTrue())
+		Expect(metricValue(ctx, "fluxidentity_policy_reloads_total", nil)).To(Equal(reloads + 1))
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, &d)).To(Succeed())
+		Expect(d.Generation).To(Equal(generation), "a policy change does not roll the Deployment")
+	}, specTimeout)
+
+	It("shows that a policy edited outside Helm reaches the server but not the webhook configurations", func(ctx SpecContext) {
+		Expect(c.ensureNamespace(ctx, "ledger")).To(Succeed())
+		cm := policyConfigMap(ctx)
+		cm.Data["policy.yaml"] = policyV3
+		Expect(c.client.Update(ctx, cm)).To(Succeed())
+		edited := sha256Hex(policyV3)
+		Eventually(servedDigest).WithContext(ctx).Should(Equal(edited[:12]))
+
+		sa, err := createServiceAccount(ctx, "ledger", "flux-source")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sa.Annotations).NotTo(HaveKey(keys.AnnotationIdentity),
+			"the conditions still come from the policy Helm rendered: ledger is never sent to the webhook")
+		_, digests := webhookConfigurations(ctx)
+		Expect(digests).NotTo(ContainElement(edited), "the drift is visible: the annotation is not the served digest")
+
+		_, err = c.helm(ctx, "upgrade", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", releaseNS, "--reuse-values", "--set-file", "policy="+writePolicy("policy-v3.yaml", policyV3))
+		Expect(err).NotTo(HaveOccurred())
+		_, digests = webhookConfigurations(ctx)
+		Expect(digests).To(HaveEach(edited))
+		eventuallyMapped(ctx, "ledger", keys.AnnotationIdentity, "ledger")
+	}, specTimeout)
+
+	It("during an outage blocks only what the policy covers, and recovers without intervention", func(ctx SpecContext) {
+		stopWebhook(ctx)
+		outage := time.Now()
+
+		By("a namespace the policy never names gets its default ServiceAccount and its pods")
+		Expect(c.ensureNamespace(ctx, "outside")).To(Succeed())
+		Eventually(func() error {
+			return c.client.Get(ctx, client.ObjectKey{Namespace: "outside", Name: "default"}, &corev1.ServiceAccount{})
+		}).WithContext(ctx).Should(Succeed())
+		web := webDeployment("outside")
+		Expect(c.client.Create(ctx, web)).To(Succeed())
+		eventuallyPod(ctx, web, func(corev1.Pod) bool { return true })
+		_, err := createServiceAccount(ctx, "outside", "release-sa")
+		Expect(err).NotTo(HaveOccurred(), "a Helm release creating a ServiceAccount there is not blocked")
+
+		By("a policy namespace fails closed, naming the webhook")
+		Expect(c.ensureNamespace(ctx, "team-outage")).To(Succeed())
+		_, err = createServiceAccount(ctx, "team-outage", "flux-source")
+		Expect(err).To(MatchError(ContainSubstring(`failed calling webhook "serviceaccounts.fluxidentity.dev"`)))
+		err = c.client.Create(ctx, gitRepository("team-a", "during-outage", false))
+		Expect(err).To(MatchError(ContainSubstring(`failed calling webhook "flux-sources.fluxidentity.dev"`)))
+		Consistently(func() bool {
+			err := c.client.Get(ctx, client.ObjectKey{Namespace: "team-outage", Name: "default"}, &corev1.ServiceAccount{})
+			return apierrors.IsNotFound(err)
+		}).WithContext(ctx).WithTimeout(3*time.Second).Should(BeTrue(), "no ServiceAccount is created unmapped in a policy namespace")
+
+		By("a restarted full-injection controller waits for the webhook instead of starting without credentials")
+		restart(ctx, source)
+		restart(ctx, kustomize)
+		Eventually(func(g Gomega) {
+			rs := replicaSetOf(ctx, g, source)
+			g.Expect(rs.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", appsv1.ReplicaSetReplicaFailure),
+				HaveField("Message", ContainSubstring(`failed calling webhook "pods-full-injection.fluxidentity.dev"`)))))
+		}).WithContext(ctx).Should(Succeed())
+		Consistently(func(g Gomega) {
+			pods, err := podsOf(ctx, c, source)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pods).To(BeEmpty())
+		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
+
+		By("a controller the fail-open webhook serves starts unmutated: the limit the README states for annotate mode")
+		pod := eventuallyPod(ctx, kustomize, func(corev1.Pod) bool { return true })
+		Expect(pod.Labels).NotTo(HaveKey(keys.LabelAzureUse))
+
+		By("the webhook comes back: the waiting controller gets its identity and the namespace its ServiceAccount")
+		startWebhook(ctx)
+		back := time.Now()
+		pod = eventuallyPod(ctx, source, func(corev1.Pod) bool { return true })
+		Expect(envValue(pod.Spec.Containers[0], keys.EnvAWSRoleARN)).To(Equal(sourceRole))
+		recovered := time.Since(back)
+		Eventually(func() error {
+			return c.client.Get(ctx, client.ObjectKey{Namespace: "team-outage", Name: "default"}, &corev1.ServiceAccount{})
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+		GinkgoWriter.Printf("outage %s; source-controller pod created %s after the webhook came back, team-outage/default after %s\n",
+			back.Sub(outage).Round(time.Millisecond), recovered.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	}, NodeTimeout(4*time.Minute))
+
+	It("uninstalls without leaving a webhook configuration behind, and the controllers clean up the rest", func(ctx SpecContext) {
+		_, err := c.helm(ctx, "uninstall", release, "--namespace", releaseNS, "--wait", "--timeout", "60s")
+		Expect(err).NotTo(HaveOccurred())
+		stopWebhook(ctx)
+		bundles, _ := webhookConfigurations(ctx)
+		Expect(bundles).To(BeEmpty())
+		var all admissionv1.MutatingWebhookConfigurationList
+		Expect(c.client.List(ctx, &all)).To(Succeed())
+		for _, cfg := range all.Items {
+			Expect(cfg.Name).NotTo(ContainSubstring("flux-identity"))
+		}
+		// A fail-closed leftover would refuse this; nothing intercepts it any more.
+		sa, err := createServiceAccount(ctx, "team-outage", "after-uninstall")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sa.Annotations).NotTo(HaveKey(keys.AnnotationIdentity))
+		// The garbage collector removes the chart's ReplicaSets and pods with their Deployment.
+		Eventually(func(g Gomega) {
+			var pods corev1.PodList
+			g.Expect(c.client.List(ctx, &pods, client.InNamespace(releaseNS))).To(Succeed())
+			g.Expect(pods.Items).To(BeEmpty())
+			var rs appsv1.ReplicaSetList
+			g.Expect(c.client.List(ctx, &rs, client.InNamespace(releaseNS))).To(Succeed())
+			g.Expect(rs.Items).To(BeEmpty())
+		}).WithContext(ctx).Should(Succeed())
+	}, specTimeout)
+
+	It("installs again after an uninstall, with a new certificate, and mutates through the Service again", func(ctx SpecContext) {
+		install(ctx, writePolicy("policy-v1-again.yaml", policyV1))
+		Expect(tlsSecret(ctx)["ca.crt"]).NotTo(Equal(firstCA), "the uninstall removed the old CA; the chart made a new one")
+		startWebhook(ctx)
+		eventuallyMapped(ctx, "team-a", keys.AnnotationIdentity, "tenants")
+		_, err := c.helm(ctx, "uninstall", release, "--namespace", releaseNS, "--wait", "--timeout", "60s")
+		Expect(err).NotTo(HaveOccurred())
+		stopWebhook(ctx)
+	}, specTimeout)
+
+	It("installs in cert-manager mode: the API server validates every Issuer and Certificate against cert-manager's CRDs", func(ctx SpecContext) {
+		const ns = "fiw-cert-manager"
+		_, err := c.helm(ctx, "install", "fiw-cm", filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", ns, "--create-namespace")
+		Expect(err).NotTo(HaveOccurred())
+		var issuers cmapi.IssuerList
+		Expect(c.client.List(ctx, &issuers, client.InNamespace(ns))).To(Succeed())
+		Expect(issuers.Items).To(HaveLen(2))
+		var certs cmapi.CertificateList
+		Expect(c.client.List(ctx, &certs, client.InNamespace(ns))).To(Succeed())
+		Expect(certs.Items).To(HaveLen(2))
+		var serving cmapi.Certificate
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fiw-cm-flux-identity-webhook-serving"}, &serving)).To(Succeed())
+		Expect(serving.Spec.DNSNames).To(ContainElement("fiw-cm-flux-identity-webhook." + ns + ".svc"))
+		var m admissionv1.MutatingWebhookConfiguration
+		Expect(c.client.Get(ctx, client.ObjectKey{Name: "fiw-cm-flux-identity-webhook"}, &m)).To(Succeed())
+		Expect(m.Annotations).To(HaveKeyWithValue("cert-manager.io/inject-ca-from", ns+"/"+serving.Name))
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: serving.Spec.IssuerRef.Name}, &cmapi.Issuer{})).To(Succeed())
+
+		// The schemas are really enforced: a Certificate the CRD does not allow is refused.
+		bad := serving.DeepCopy()
+		bad.ObjectMeta = objectMeta(ns, "bad")
+		bad.Spec.PrivateKey.Algorithm = "DSA"
+		Expect(c.client.Create(ctx, bad)).To(MatchError(ContainSubstring("spec.privateKey.algorithm")))
+
+		// Its default policy names no namespace: although nothing serves this release (no cert-manager here to
+		// issue its certificate), it blocks nothing.
+		_, err = createServiceAccount(ctx, "team-a", "while-cert-manager-release")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = c.helm(ctx, "uninstall", "fiw-cm", "--namespace", ns, "--wait", "--timeout", "60s")
+		Expect(err).NotTo(HaveOccurred())
+	}, specTimeout)
+})
+
+// eventuallyMapped creates flux-source-N ServiceAccounts in namespace until one comes back with the annotation: the
+// API server applies a changed webhook configuration once its informer has it, a moment after the write.
+func eventuallyMapped(ctx context.Context, namespace, key, value string) {
+	GinkgoHelper()
+	n := 0
+	Eventually(func(g Gomega) {
+		n++
+		sa, err := createServiceAccount(ctx, namespace, fmt.Sprintf("flux-source-%d", n))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(sa.Annotations).To(HaveKeyWithValue(key, value))
+	}).WithContext(ctx).Should(Succeed())
+}
+
+func webDeployment(namespace string) *appsv1.Deployment {
+	labels := map[string]string{"app": "web"}
+	return &appsv1.Deployment{
+		ObjectMeta: objectMeta(namespace, "web"),
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx"}}},
+			},
+		},
+	}
+}
+
+// restart deletes the Deployment's pods, as a node failure or an eviction would; the ReplicaSet replaces them.
+func restart(ctx context.Context, d *appsv1.Deployment) {
+	GinkgoHelper()
+	pods, err := podsOf(ctx, c, d)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(pods).NotTo(BeEmpty())
+	for i := range pods {
+		Expect(c.client.Delete(ctx, &pods[i], client.GracePeriodSeconds(0))).To(Succeed())
+	}
+	Eventually(func(g Gomega) {
+		now, err := podsOf(ctx, c, d)
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, p := range now {
+			for _, old := range pods {
+				g.Expect(p.UID).NotTo(Equal(old.UID))
+			}
+		}
+	}).WithContext(ctx).Should(Succeed())
+}
+
+func replicaSetOf(ctx context.Context, g Gomega, d *appsv1.Deployment) appsv1.ReplicaSet {
+	var list appsv1.ReplicaSetList
+	g.Expect(c.client.List(ctx, &list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels))).To(Succeed())
+	g.Expect(list.Items).To(HaveLen(1))
+	return list.Items[0]
+}
+
+// pemBlock returns the DER bytes of the first certificate in PEM data.
+func pemBlock(data []byte) []byte {
+	GinkgoHelper()
+	block, _ := pem.Decode(data)
+	Expect(block).NotTo(BeNil(), "no PEM block")
+	return block.Bytes
+}
