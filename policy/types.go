@@ -73,6 +73,9 @@ type Azure struct {
 	ClientID               string `yaml:"clientID"`
 	TenantID               string `yaml:"tenantID"`
 	TokenExpirationSeconds *int64 `yaml:"tokenExpirationSeconds"`
+	// Cloud is the Azure cloud the identity lives in, named as the Azure webhook's AZURE_ENVIRONMENT names it
+	// (keys.AzureClouds); full injection sets AZURE_AUTHORITY_HOST to its login endpoint. Default AzurePublicCloud.
+	Cloud string `yaml:"cloud"`
 }
 
 // GCP is a GKE Workload Identity (a Google service account), optionally through a workload identity provider

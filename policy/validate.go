@@ -34,14 +34,9 @@ var (
 	}
 )
 
-// Token lifetime bounds. AWS raises anything under 600 s; the Azure webhook denies pods outside 3600..86400.
-const (
-	awsMinTokenSeconds         = 600
-	maxTokenSeconds      int64 = 1 << 32 // the projected token volume's expirationSeconds bound
-	azureMinTokenSeconds       = 3600
-	azureMaxTokenSeconds       = 86400
-	expiryWarningWindow        = 14 * 24 * time.Hour
-)
+// expiryWarningWindow is how early the lint warns about an exception that expires. Token lifetime bounds are the
+// clouds' (keys.AWSMinTokenSeconds, keys.AzureMinTokenSeconds..keys.AzureMaxTokenSeconds, keys.MaxTokenSeconds).
+const expiryWarningWindow = 14 * 24 * time.Hour
 
 // validate checks every field of f and fills in defaults. Findings about the file are errors; the second list holds
 // warnings that do not stop the policy from loading (exceptions that expired or expire soon).
@@ -127,10 +122,11 @@ func validateAWS(a *AWS, path string, errs *findings) {
 	}
 	switch t := a.TokenExpirationSeconds; {
 	case t == nil:
-	case *t < awsMinTokenSeconds:
-		errs.add(path+".tokenExpirationSeconds", "must be at least %d seconds, got %d", awsMinTokenSeconds, *t)
-	case *t >= maxTokenSeconds:
-		errs.add(path+".tokenExpirationSeconds", "must be %d..%d seconds, got %d", awsMinTokenSeconds, maxTokenSeconds-1, *t)
+	case *t < keys.AWSMinTokenSeconds:
+		errs.add(path+".tokenExpirationSeconds", "must be at least %d seconds, got %d", keys.AWSMinTokenSeconds, *t)
+	case *t > keys.MaxTokenSeconds:
+		errs.add(path+".tokenExpirationSeconds", "must be %d..%d seconds, got %d", keys.AWSMinTokenSeconds,
+			keys.MaxTokenSeconds, *t)
 	}
 }
 
@@ -143,9 +139,18 @@ func validateAzure(a *Azure, path string, errs *findings) {
 			errs.add(path+"."+f.name, "%q is not a UUID", f.value)
 		}
 	}
-	if t := a.TokenExpirationSeconds; t != nil && (*t < azureMinTokenSeconds || *t > azureMaxTokenSeconds) {
+	if t := a.TokenExpirationSeconds; t != nil && (*t < keys.AzureMinTokenSeconds || *t > keys.AzureMaxTokenSeconds) {
 		errs.add(path+".tokenExpirationSeconds", "must be %d..%d seconds (the Azure webhook denies pods outside), got %d",
-			azureMinTokenSeconds, azureMaxTokenSeconds, *t)
+			keys.AzureMinTokenSeconds, keys.AzureMaxTokenSeconds, *t)
+	}
+	if _, known := keys.AzureCloudNamed(a.Cloud); !known {
+		names := make([]string, len(keys.AzureClouds))
+		for i, c := range keys.AzureClouds {
+			names[i] = c.Name
+		}
+		errs.add(path+".cloud", "unknown Azure cloud %q (known: %s)", a.Cloud, strings.Join(names, ", "))
+	} else if a.Cloud == "" {
+		a.Cloud = keys.AzurePublicCloud
 	}
 }
 

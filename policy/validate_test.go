@@ -392,9 +392,9 @@ func TestParseRejects(t *testing.T) {
 		{
 			name: "AWS token lifetime beyond the projected volume's bound is rejected",
 			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    aws:", validRoleLine,
-				"      tokenExpirationSeconds: 4294967296"),
+				"      tokenExpirationSeconds: 4294967297"),
 			want: []wantProblem{{9, 31, "identities[0].aws.tokenExpirationSeconds",
-				"must be 600..4294967295 seconds, got 4294967296"}},
+				"must be 600..4294967296 seconds, got 4294967297"}},
 		},
 
 		// Validation: Azure.
@@ -433,6 +433,19 @@ func TestParseRejects(t *testing.T) {
 			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    azure:", azureClientID, azureTenantID,
 				"      tokenExpirationSeconds: 86401"),
 			want: []wantProblem{{10, 31, "identities[0].azure.tokenExpirationSeconds", "got 86401"}},
+		},
+		{
+			name: "an Azure cloud the Azure webhook does not know is rejected with the known names",
+			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    azure:", azureClientID, azureTenantID,
+				"      cloud: AzureGermanCloud"),
+			want: []wantProblem{{10, 14, "identities[0].azure.cloud", `unknown Azure cloud "AzureGermanCloud" ` +
+				"(known: AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud)"}},
+		},
+		{
+			name: "an Azure cloud in the az CLI's spelling is rejected",
+			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    azure:", azureClientID, azureTenantID,
+				"      cloud: AzureUSGovernment"),
+			want: []wantProblem{{10, 14, "identities[0].azure.cloud", `unknown Azure cloud "AzureUSGovernment"`}},
 		},
 
 		// Validation: GCP.
@@ -707,6 +720,16 @@ func TestParseAccepts(t *testing.T) {
 		{"role ARN in GovCloud with both placeholders is accepted",
 			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    aws:",
 				"      roleARN: arn:aws-us-gov:iam::111122223333:role/tenants/{namespace}.{serviceAccount}")},
+		{"AWS token lifetime of exactly 2^32 seconds, the API server's bound, is accepted",
+			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    aws:", validRoleLine,
+				"      tokenExpirationSeconds: 4294967296")},
+		{"every Azure cloud the Azure webhook knows is accepted",
+			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    azure:", azureClientID, azureTenantID,
+				"      cloud: AzureChinaCloud",
+				"  - name: gov", nsFluxSystem, "    serviceAccounts: [helm-controller]", "    azure:", azureClientID,
+				azureTenantID, "      cloud: AzureUSGovernmentCloud",
+				"  - name: public", nsFluxSystem, "    serviceAccounts: [kustomize-controller]", "    azure:",
+				azureClientID, azureTenantID, "      cloud: AzurePublicCloud")},
 		{"AWS token lifetime of exactly 600 seconds is accepted",
 			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    aws:", validRoleLine, "      tokenExpirationSeconds: 600")},
 		{"AWS options are accepted",
@@ -797,6 +820,9 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 	}
 	if flux.AWS.STSRegionalEndpoints != nil || flux.AWS.TokenExpirationSeconds != nil {
 		t.Errorf("optional AWS fields were filled in: %+v", flux.AWS)
+	}
+	if tenants.Azure.Cloud != "AzurePublicCloud" {
+		t.Errorf("azure cloud default = %q, want AzurePublicCloud", tenants.Azure.Cloud)
 	}
 	if tenants.Injection != InjectionFull || tenants.Mode != ModeWarn {
 		t.Errorf("explicit values: injection %q mode %q, want full and warn", tenants.Injection, tenants.Mode)

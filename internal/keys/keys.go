@@ -33,9 +33,14 @@ const (
 
 	AWSDefaultAudience     = "sts.amazonaws.com"
 	AWSDefaultTokenSeconds = 86400
-	AWSTokenVolume         = "aws-iam-token"
-	AWSTokenMountPath      = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
-	AWSTokenPath           = "token"
+	// AWSMinTokenSeconds is the EKS webhook's floor: a lifetime under it, on the ServiceAccount or the pod, is raised
+	// to it (pkg.ValidateMinTokenExpiration).
+	AWSMinTokenSeconds = 600
+	// AWSTokenVolume is the EKS webhook's volume name. Full injection uses it when it is free or already holds exactly
+	// the token it would add, so an EKS webhook that also sees the pod finds the mount by name and adds nothing.
+	AWSTokenVolume    = "aws-iam-token"
+	AWSTokenMountPath = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+	AWSTokenPath      = "token"
 )
 
 // Azure Workload Identity, as injected by Azure/azure-workload-identity (v1.6+ paths).
@@ -47,6 +52,9 @@ const (
 	AnnotationAzureTokenExpiration = "azure.workload.identity/service-account-token-expiration"
 	// AnnotationAzureSkipContainers (pod) lists semicolon-separated container names left untouched.
 	AnnotationAzureSkipContainers = "azure.workload.identity/skip-containers"
+	// AnnotationAzureInjectProxySidecar (pod) makes the Azure webhook add its token proxy (an init container and a
+	// sidecar) for applications that cannot read a federated token; full injection does not add it.
+	AnnotationAzureInjectProxySidecar = "azure.workload.identity/inject-proxy-sidecar"
 
 	EnvAzureClientID           = "AZURE_CLIENT_ID"
 	EnvAzureTenantID           = "AZURE_TENANT_ID"
@@ -56,13 +64,62 @@ const (
 	AzureDefaultAuthorityHost = "https://login.microsoftonline.com/"
 	AzureAudience             = "api://AzureADTokenExchange"
 	AzureDefaultTokenSeconds  = 3600
-	AzureTokenVolume          = "azure-identity-token"
-	AzureTokenMountPath       = "/var/run/secrets/azure/wi"
-	AzureTokenPath            = "token/azure-identity-token"
-	// AzureLegacyTokenMountPath is where the Azure webhook up to v1.5 mounted the token; a pod with a mount there is
-	// already injected.
+	// The Azure webhook denies a pod whose token lifetime (pod or ServiceAccount annotation) is outside these bounds
+	// (pkg/webhook getServiceAccountTokenExpiration).
+	AzureMinTokenSeconds = 3600
+	AzureMaxTokenSeconds = 86400
+	// AzureTokenVolumePrefix starts the Azure webhook's (v1.6+) token volume name, which ends in a hash of the pod's
+	// name (pkg/webhook buildVolumeName); full injection names its volume the same way.
+	AzureTokenVolumePrefix = "azure-workload-identity-reserved-"
+	AzureTokenMountPath    = "/var/run/secrets/azure/wi"
+	AzureTokenPath         = "token/azure-identity-token"
+	// AzureLegacyTokenVolume and AzureLegacyTokenMountPath are the Azure webhook's layout up to v1.5 (token file
+	// AzureLegacyTokenMountPath/azure-identity-token). A pod may still carry a volume of that name; it is never
+	// adopted by name.
+	AzureLegacyTokenVolume    = "azure-identity-token"
 	AzureLegacyTokenMountPath = "/var/run/secrets/azure/tokens"
+	AzureTokenVolume          = AzureLegacyTokenVolume // the name full injection still adopts (until the next change)
 )
+
+// Azure clouds, named as the Azure webhook's AZURE_ENVIRONMENT names them (go-autorest azure.EnvironmentFromName),
+// with the Microsoft Entra login endpoint each one's tokens come from (the Environment's ActiveDirectoryEndpoint, which
+// the Azure webhook injects as AZURE_AUTHORITY_HOST) and the cloud's name in the az CLI (az cloud set --name).
+const (
+	AzurePublicCloud       = "AzurePublicCloud"
+	AzureUSGovernmentCloud = "AzureUSGovernmentCloud"
+	AzureChinaCloud        = "AzureChinaCloud"
+)
+
+// AzureCloud is one Azure cloud's endpoints.
+type AzureCloud struct {
+	Name          string // as in AZURE_ENVIRONMENT and the policy's azure.cloud
+	AuthorityHost string // AZURE_AUTHORITY_HOST: the Microsoft Entra login endpoint
+	CLIName       string // az cloud set --name
+}
+
+// AzureClouds are the clouds an Azure identity can live in; the first is the default.
+var AzureClouds = []AzureCloud{
+	{Name: AzurePublicCloud, AuthorityHost: AzureDefaultAuthorityHost, CLIName: "AzureCloud"},
+	{Name: AzureUSGovernmentCloud, AuthorityHost: "https://login.microsoftonline.us/", CLIName: "AzureUSGovernment"},
+	{Name: AzureChinaCloud, AuthorityHost: "https://login.chinacloudapi.cn/", CLIName: "AzureChinaCloud"},
+}
+
+// AzureCloudNamed returns the cloud of that name (the public cloud for ""), and whether it is known.
+func AzureCloudNamed(name string) (AzureCloud, bool) {
+	if name == "" {
+		return AzureClouds[0], true
+	}
+	for _, c := range AzureClouds {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return AzureCloud{}, false
+}
+
+// MaxTokenSeconds bounds a projected token's expirationSeconds: the API server refuses a pod whose token volume asks
+// for 2^32 seconds or more.
+const MaxTokenSeconds int64 = 1 << 32
 
 // GCP: GKE Workload Identity, and Flux's annotation for workload identity federation outside GKE.
 const (
@@ -91,7 +148,19 @@ const (
 	GCPTokenPath                  = "token"
 	GCPCredentialConfigPath       = "credential-configuration.json"
 	GCPTokenSeconds               = 3600
+	// The external_account configuration's endpoints and token type: Google's Security Token Service, and the IAM
+	// Credentials API that impersonates the Google service account (GCPImpersonationURL(email)). Flux's own gcp
+	// provider (pkg/auth/gcp NewTokenForServiceAccount) uses the same two.
+	GCPSTSTokenURL       = "https://sts.googleapis.com/v1/token"
+	GCPSubjectTokenType  = "urn:ietf:params:oauth:token-type:jwt"
+	GCPAudiencePrefix    = "//iam.googleapis.com/"
+	gcpIAMCredentialsURL = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
 )
+
+// GCPImpersonationURL is the IAM Credentials endpoint that issues an access token for the Google service account.
+func GCPImpersonationURL(email string) string {
+	return gcpIAMCredentialsURL + email + ":generateAccessToken"
+}
 
 // OwnedPodAnnotationPrefix marks the pod annotations this webhook owns: it writes them at pod creation
 // (AnnotationIdentity on every mapped pod, AnnotationGCPCredentialConfig with full GCP injection) and nothing may
