@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 )
 
 // Output formats.
@@ -61,7 +63,8 @@ func writeText(w io.Writer, r *Rendered) error {
 		b.printf("  %s\n\n", doc)
 	}
 	for _, a := range r.Azure {
-		b.printf("Azure identity %s (tenant %s): federated credentials\n", a.ClientID, a.TenantID)
+		b.printf("Azure identity %s (tenant %s, %s, login %s): federated credentials\n", a.ClientID, a.TenantID,
+			a.Cloud, a.AuthorityHost)
 		tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
 		_, _ = fmt.Fprintln(tw, "  NAME\tISSUER\tSUBJECT\tAUDIENCES")
 		for _, c := range a.Credentials {
@@ -98,7 +101,14 @@ func writeShell(w io.Writer, r *Rendered) error {
 		b.printf("aws iam update-assume-role-policy --role-name %s --policy-document %s\n",
 			ShellQuote(AWSRoleName(role.RoleARN)), ShellQuote(string(doc)))
 	}
+	cli := "" // the az CLI's cloud: its default, AzureCloud, until the script switches it
 	for _, a := range r.Azure {
+		cloud, _ := keys.AzureCloudNamed(a.Cloud)
+		if (cli == "" && cloud.CLIName != keys.AzureClouds[0].CLIName) || (cli != "" && cli != cloud.CLIName) {
+			b.printf("\n# Identities in %s: the az CLI signs in at %s.\naz cloud set --name %s\n", cloud.Name,
+				cloud.AuthorityHost, ShellQuote(cloud.CLIName))
+			cli = cloud.CLIName
+		}
 		b.printf("\n# Managed identity with client ID %s (tenant %s), looked up in the current subscription.\n",
 			a.ClientID, a.TenantID)
 		b.printf("# For an app registration use az ad app federated-credential create instead.\n")

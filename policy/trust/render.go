@@ -126,9 +126,22 @@ type Statement struct {
 
 // AzureIdentity is a managed identity (or app registration) and the federated credentials it needs.
 type AzureIdentity struct {
-	ClientID    string                `json:"clientID"`
-	TenantID    string                `json:"tenantID"`
-	Credentials []FederatedCredential `json:"credentials"`
+	ClientID string `json:"clientID"`
+	TenantID string `json:"tenantID"`
+	// Cloud is the Azure cloud the identity lives in (the policy's azure.cloud); AuthorityHost is that cloud's
+	// Microsoft Entra login endpoint, where workloads exchange their ServiceAccount token (the AZURE_AUTHORITY_HOST
+	// full injection sets), and EntraIssuer the issuer of the access tokens the tenant returns there.
+	Cloud         string                `json:"cloud"`
+	AuthorityHost string                `json:"authorityHost"`
+	EntraIssuer   string                `json:"entraIssuer"`
+	Credentials   []FederatedCredential `json:"credentials"`
+}
+
+// newAzureIdentity describes identity a in its cloud.
+func newAzureIdentity(a *policy.Azure) AzureIdentity {
+	cloud, _ := keys.AzureCloudNamed(a.Cloud)
+	return AzureIdentity{ClientID: a.ClientID, TenantID: a.TenantID, Cloud: cloud.Name, AuthorityHost: cloud.AuthorityHost,
+		EntraIssuer: cloud.AuthorityHost + a.TenantID + "/v2.0"}
 }
 
 // FederatedCredential is one Azure federated identity credential.
@@ -190,11 +203,13 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 			r.AWS[i].add(p, o.Issuer)
 		case policy.CloudAzure:
 			a := p.Match.Identity.Azure
-			i, ok := azure[a.ClientID]
+			id := newAzureIdentity(a)
+			key := id.Cloud + "/" + a.ClientID // a client ID names an identity within one cloud
+			i, ok := azure[key]
 			if !ok {
 				i = len(r.Azure)
-				azure[a.ClientID] = i
-				r.Azure = append(r.Azure, AzureIdentity{ClientID: a.ClientID, TenantID: a.TenantID})
+				azure[key] = i
+				r.Azure = append(r.Azure, id)
 			}
 			r.Azure[i].Credentials = append(r.Azure[i].Credentials, FederatedCredential{
 				Name: CredentialName(p), Issuer: o.Issuer, Subject: p.Subject(), Audiences: []string{keys.AzureAudience},

@@ -110,7 +110,7 @@ func TestPairs(t *testing.T) {
 				"flux-system/notification-controller": "flux-notifications",
 				"team-azure/flux-source":              "team-azure", "team-azure/flux-image": "team-azure",
 				"team-data/flux-source": "team-data", "team-data/flux-helm": "team-data",
-				"legacy/flux-source": "legacy",
+				"legacy/flux-source": "legacy", "team-gov/flux-source": "gov-tenants",
 			},
 			wantUnresolved: []string{"tenants:team-*", "tenants:flux-*", "sandboxes:sandbox-*"},
 		},
@@ -123,7 +123,7 @@ func TestPairs(t *testing.T) {
 				"team-azure/flux-source":              "team-azure", "team-azure/flux-image": "team-azure",
 				"team-azure/flux-helm": "tenants", "team-x/flux-source": "tenants", "team-x/flux-helm": "tenants",
 				"team-data/flux-source": "team-data", "team-data/flux-helm": "team-data",
-				"legacy/flux-source": "legacy",
+				"legacy/flux-source": "legacy", "team-gov/flux-source": "gov-tenants",
 			},
 			wantUnresolved: []string{"sandboxes:sandbox-*"},
 		},
@@ -244,5 +244,57 @@ func TestCredentialNameIsValidForAzureAndUnique(t *testing.T) {
 			t.Errorf("%s and %s share the name %q", pr, other, n)
 		}
 		seen[n] = pr.String()
+	}
+}
+
+// TestRenderAzureClouds: each Azure identity is rendered with its cloud's login endpoint and token issuer, the shell
+// script switches the az CLI to the cloud before its commands (and back), and one client ID in two clouds is two
+// identities.
+func TestRenderAzureClouds(t *testing.T) {
+	p, err := policy.Parse("clouds", []byte(`apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+identities:
+  - name: china
+    namespaces: [cn]
+    serviceAccounts: [flux]
+    azure: {clientID: 6a1c5e8e-0a4f-4f39-9d2b-1b8d3f6c2a10, tenantID: 72f988bf-86f1-41af-91ab-2d7cd011db47, cloud: AzureChinaCloud}
+  - name: public
+    namespaces: [pub]
+    serviceAccounts: [flux]
+    azure: {clientID: 6a1c5e8e-0a4f-4f39-9d2b-1b8d3f6c2a10, tenantID: 72f988bf-86f1-41af-91ab-2d7cd011db47}
+`), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, _ := Pairs(p, Names{})
+	r, err := Render(pairs, nil, nil, Options{Issuer: testIssuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Azure) != 2 {
+		t.Fatalf("%d Azure identities, want one per cloud: %+v", len(r.Azure), r.Azure)
+	}
+	for _, want := range []AzureIdentity{
+		{Cloud: "AzureChinaCloud", AuthorityHost: "https://login.chinacloudapi.cn/",
+			EntraIssuer: "https://login.chinacloudapi.cn/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"},
+		{Cloud: "AzurePublicCloud", AuthorityHost: "https://login.microsoftonline.com/",
+			EntraIssuer: "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"},
+	} {
+		found := false
+		for _, a := range r.Azure {
+			found = found || (a.Cloud == want.Cloud && a.AuthorityHost == want.AuthorityHost && a.EntraIssuer == want.EntraIssuer)
+		}
+		if !found {
+			t.Errorf("no identity rendered as %+v: %+v", want, r.Azure)
+		}
+	}
+	var out bytes.Buffer
+	if err := WriteRendered(&out, FormatShell, r); err != nil {
+		t.Fatal(err)
+	}
+	china := strings.Index(out.String(), "az cloud set --name 'AzureChinaCloud'")
+	public := strings.Index(out.String(), "az cloud set --name 'AzureCloud'")
+	if china < 0 || public < china {
+		t.Errorf("the script does not switch to AzureChinaCloud and then back to AzureCloud:\n%s", out.String())
 	}
 }
