@@ -148,7 +148,7 @@ func newTyped(apiVersion, kind string) (client.Object, error) {
 		return &cmapi.Issuer{}, nil
 	case "cert-manager.io/v1/Certificate":
 		return &cmapi.Certificate{}, nil
-	case "monitoring.coreos.com/v1/ServiceMonitor":
+	case "monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule":
 		// prometheus-operator's Go types would pull another large module; the fields that matter are checked by path.
 		return &unstructured.Unstructured{}, nil
 	}

@@ -181,6 +181,12 @@ var variants = []struct {
 				t.Errorf("no webhook for %s; have %v", pathDeployment, webhookPaths(o))
 			}
 		}},
+	{"alerts and the dashboard render for the Prometheus operator and Grafana's sidecar", monitoringValues,
+		func(t *testing.T, o objects) {
+			if o.get("PrometheusRule", releaseName) == nil || o.get("ConfigMap", releaseName+"-dashboard") == nil {
+				t.Error("no PrometheusRule or dashboard ConfigMap")
+			}
+		}},
 	{"monitoring renders a ServiceMonitor that scrapes the metrics Service's port",
 		"metrics:\n  serviceMonitor:\n    enabled: true\n    labels:\n      release: prometheus\n",
 		func(t *testing.T, o objects) {

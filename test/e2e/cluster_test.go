@@ -97,10 +97,12 @@ type cluster struct {
 
 // startCluster starts the control plane as a cluster would run it for this suite: the ServiceAccount admission
 // plugin on (envtest turns it off), webhook calls to a Service routed through its EndpointSlices
-// (--enable-aggregator-routing), Flux's and cert-manager's real CRDs, and the controller manager.
+// (--enable-aggregator-routing), Flux's, cert-manager's and the Prometheus operator's real CRDs, and the controller
+// manager.
 func startCluster(ctx context.Context, p paths, dir string) (*cluster, error) {
 	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{p.fluxCRDs, filepath.Join(p.manifests, "cert-manager-crds")},
+		CRDDirectoryPaths: []string{p.fluxCRDs, filepath.Join(p.manifests, "cert-manager-crds"),
+			filepath.Join(p.manifests, "monitoring-crds")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}

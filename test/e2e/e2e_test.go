@@ -21,9 +21,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+	"github.com/fluxidentity/flux-identity-webhook/test/promql"
 )
 
 const (
@@ -141,7 +143,10 @@ func install(ctx context.Context, policyFile string, extra ...string) {
 	GinkgoHelper()
 	args := append([]string{"install", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
 		"--namespace", releaseNS, "--create-namespace",
-		"--set", "tls.certManager.enabled=false", "--set-file", "policy=" + policyFile}, extra...)
+		"--set", "tls.certManager.enabled=false", "--set-file", "policy=" + policyFile,
+		// The monitoring objects too: the API server validates them against the Prometheus operator's CRDs.
+		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
+		"--set", "metrics.grafanaDashboard.enabled=true"}, extra...)
 	_, err := c.helm(ctx, args...)
 	Expect(err).NotTo(HaveOccurred())
 }
@@ -491,6 +496,38 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 		GinkgoWriter.Printf("outage %s; source-controller pod created %s after the webhook came back, team-outage/default after %s\n",
 			back.Sub(outage).Round(time.Millisecond), recovered.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	}, NodeTimeout(4*time.Minute))
+
+	It("has alerts and a dashboard that query only metrics, labels and values the server and the API server export", func(ctx SpecContext) {
+		// Traffic after the restart: a denial in enforce mode, so the violation series exists.
+		Expect(c.client.Create(ctx, gitRepository("team-a", "denied-again", true))).NotTo(Succeed())
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, newUnstructured("monitoring.coreos.com/v1", "ServiceMonitor"))).
+			To(Succeed(), "the ServiceMonitor passed the Prometheus operator's CRD")
+		families := scrapeAsPrometheus(ctx)
+
+		pr := newUnstructured("monitoring.coreos.com/v1", "PrometheusRule")
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, pr)).To(Succeed())
+		groups, _, _ := unstructured.NestedSlice(pr.Object, "spec", "groups")
+		queries := map[string]string{}
+		for _, g := range groups {
+			for _, r := range g.(map[string]any)["rules"].([]any) {
+				rule := r.(map[string]any)
+				queries["alert "+rule["alert"].(string)] = rule["expr"].(string)
+			}
+		}
+		var cm corev1.ConfigMap
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname + "-dashboard"}, &cm)).To(Succeed())
+		panels := dashboardTargets(cm.Data["flux-identity-webhook.json"])
+		Expect(len(panels)).To(BeNumerically(">=", 10))
+		for name, q := range panels {
+			queries["panel "+name] = q
+		}
+		Expect(len(queries)).To(BeNumerically(">=", 18))
+		for name, q := range queries {
+			e, err := promql.Parse(q)
+			Expect(err).NotTo(HaveOccurred(), name)
+			Expect(promql.Check(e, families)).To(BeEmpty(), "%s: %s", name, q)
+		}
+	}, specTimeout)
 
 	It("uninstalls without leaving a webhook configuration behind, and the controllers clean up the rest", func(ctx SpecContext) {
 		_, err := c.helm(ctx, "uninstall", release, "--namespace", releaseNS, "--wait", "--timeout", "60s")

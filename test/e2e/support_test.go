@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,18 +15,23 @@ import (
 	"path/filepath"
 	"strings"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
+	"github.com/fluxidentity/flux-identity-webhook/test/promql"
 )
 
 func objectMeta(namespace, name string) metav1.ObjectMeta {
@@ -157,4 +163,60 @@ func envValue(c corev1.Container, name string) string {
 		}
 	}
 	return "<unset>"
+}
+
+func newUnstructured(apiVersion, kind string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(apiVersion)
+	u.SetKind(kind)
+	return u
+}
+
+// scrapeAsPrometheus returns what Prometheus would hold from the replica's metrics endpoint through the chart's
+// ServiceMonitor (the Prometheus operator's target labels added, clashing labels renamed exported_*) and from the
+// API server's /metrics.
+func scrapeAsPrometheus(ctx context.Context) map[string]promql.Family {
+	GinkgoHelper()
+	replica, err := metrics(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	families := promql.Families(replica, map[string]string{
+		"namespace": releaseNS, "pod": fullname + "-0", "service": fullname + "-metrics", "endpoint": "metrics",
+		"job": fullname + "-metrics", "instance": webhookIP + ":8080", "container": "webhook",
+	})
+	cs, err := kubernetes.NewForConfig(c.config)
+	Expect(err).NotTo(HaveOccurred())
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	apiserver, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	Expect(err).NotTo(HaveOccurred())
+	for name, f := range promql.Families(apiserver, map[string]string{"job": "apiserver", "instance": apiServerIP + ":443"}) {
+		if strings.HasPrefix(name, "apiserver_") { // the Go runtime's metrics are in both
+			Expect(families).NotTo(HaveKey(name), "a metric both export")
+			families[name] = f
+		}
+	}
+	return families
+}
+
+// dashboardTargets returns the dashboard's queries, by panel title, with Grafana's variables substituted.
+func dashboardTargets(raw string) map[string]string {
+	GinkgoHelper()
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	Expect(json.Unmarshal([]byte(raw), &d)).To(Succeed())
+	sub := strings.NewReplacer("$namespace", releaseNS, "$__rate_interval", "5m", "$__range", "1h")
+	out := map[string]string{}
+	for _, p := range d.Panels {
+		for i, t := range p.Targets {
+			out[fmt.Sprintf("%s#%d", p.Title, i)] = sub.Replace(t.Expr)
+		}
+	}
+	return out
 }

@@ -92,3 +92,8 @@ fluxidentity.dev/policy-sha256: {{ include "fiw.policyContent" . | sha256sum }}
 cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "fiw.servingCertificate" . }}
 {{- end }}
 {{- end -}}
+
+{{/* The README section that explains an alert. */}}
+{{- define "fiw.runbook" -}}
+https://github.com/fluxidentity/flux-identity-webhook/blob/main/charts/flux-identity-webhook/README.md#{{ . }}
+{{- end -}}
