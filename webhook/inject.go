@@ -1,10 +1,12 @@
 package webhook
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"path"
-	"strings"
+	"reflect"
+	"strconv"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -17,95 +19,137 @@ import (
 // Full injection writes into pods what the cloud's own webhook would, for clusters that run none: a projected
 // ServiceAccount token volume, its mount and the SDK environment, on every container and init container (native
 // sidecars included) that is not skipped. It never overrides an env var or mount the user set and never injects twice:
-// "already injected" is detected by env names and mount paths, never by volume names.
+// "already injected" is decided by where a container's token file leads, never by volume names. It never adopts a
+// volume by name either: its volume takes a name no other volume of the pod holds, unless that volume is exactly the
+// token it would add. Each container it would change must then satisfy the token invariant (tokenfile.go); one that
+// would not is left untouched and named in a warning.
 
-// injection is what one cloud adds to a pod.
+// injection is full injection's result for one pod, as data: the token volume, what each changed container gets, the
+// pod annotations to set, and what the response says. patch assembles the JSON Patch from it in one place.
 type injection struct {
-	volume      corev1.Volume
-	mountPath   string
+	identity    string
+	want        TokenWant
 	annotations map[string]string
-	// skip names the containers the user excluded.
-	skip map[string]bool
-	// env returns the variables to add to c (nil when c is already injected or manages its own identity) and whether
-	// c needs the token mount.
-	env func(c *containerView) ([]corev1.EnvVar, bool)
+	// volume is the token volume; addVolume is false when no container mounts it or the pod already holds it.
+	volume     corev1.Volume
+	addVolume  bool
+	containers []containerInjection
+	warnings   []string
+	violations []violation
+
+	// The cloud's rules, set by newInjection and read by plan.
+	skip        map[string]bool
+	env         func(c *containerView) []corev1.EnvVar // the variables c lacks
+	volumeNames func(i int) string                     // the i-th candidate name of the token volume
 }
 
-// podInjection computes the full-injection patch for a pod whose ServiceAccount m matched.
-func podInjection(m policy.Match, pod *podView) (injection, error) {
+// containerInjection is what one container gets.
+type containerInjection struct {
+	init  bool
+	index int
+	name  string
+	env   []corev1.EnvVar
+	mount *corev1.VolumeMount
+}
+
+// newInjection reads the identity and the pod's annotations into the cloud's rules; plan then decides per container.
+func newInjection(m policy.Match, pod *podView) (*injection, error) {
+	annotations := metaOf(pod.Metadata).Annotations
+	seconds, warnings, violations := tokenSeconds(m, annotations)
+	inj := &injection{identity: m.Identity.Name, warnings: warnings, violations: violations,
+		skip: SkippedContainers(m.Cloud, annotations)}
+	inj.warnings = append(inj.warnings, skipWarnings(m.Identity.Name, m.Cloud, annotations)...)
 	switch m.Cloud {
 	case policy.CloudAWS:
-		return awsInjection(m, pod), nil
+		awsInjection(m, seconds, inj)
 	case policy.CloudAzure:
-		return azureInjection(m, pod), nil
+		azureInjection(m, seconds, pod, inj)
 	case policy.CloudGCP:
-		return gcpInjection(m, pod)
+		if err := gcpInjection(m, inj); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("identity %s has no cloud", m.Identity.Name)
 	}
-	return injection{}, fmt.Errorf("identity %s has no cloud", m.Identity.Name)
+	return inj, nil
 }
 
-func awsInjection(m policy.Match, pod *podView) injection {
+// awsInjection holds the EKS webhook's contract (docs/contracts.md; aws/amazon-eks-pod-identity-webhook pkg/handler
+// addEnvToContainer): AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE together unless the container has either, the
+// regional STS setting and both region variables unless present; the volume aws-iam-token when that name is free.
+func awsInjection(m policy.Match, seconds int64, inj *injection) {
 	a := m.Identity.AWS
 	audience := a.Audience
 	if audience == "" {
 		audience = keys.AWSDefaultAudience
 	}
-	seconds := int64(keys.AWSDefaultTokenSeconds)
-	if a.TokenExpirationSeconds != nil {
-		seconds = *a.TokenExpirationSeconds
-	}
-	tokenFile := path.Join(keys.AWSTokenMountPath, keys.AWSTokenPath)
-	return injection{
-		volume:    tokenVolume(keys.AWSTokenVolume, audience, seconds, keys.AWSTokenPath),
-		mountPath: keys.AWSTokenMountPath,
-		skip:      splitNames(metaOf(pod.Metadata).Annotations[keys.AnnotationAWSSkipContainers], ","),
-		env: func(c *containerView) ([]corev1.EnvVar, bool) {
-			var env []corev1.EnvVar
-			// Like the EKS webhook: a container that names its own role or token file keeps them.
-			ownIdentity := c.hasEnv(keys.EnvAWSRoleARN) || c.hasEnv(keys.EnvAWSWebIdentityTokenFile)
-			if !ownIdentity {
-				env = append(env, corev1.EnvVar{Name: keys.EnvAWSRoleARN, Value: m.RoleARN},
-					corev1.EnvVar{Name: keys.EnvAWSWebIdentityTokenFile, Value: tokenFile})
-			}
-			if a.STSRegionalEndpoints != nil && *a.STSRegionalEndpoints && !c.hasEnv(keys.EnvAWSSTSRegionalEndpoints) {
-				env = append(env, corev1.EnvVar{Name: keys.EnvAWSSTSRegionalEndpoints, Value: "regional"})
-			}
-			if a.Region != "" && !c.hasEnv(keys.EnvAWSRegion) && !c.hasEnv(keys.EnvAWSDefaultRegion) {
-				env = append(env, corev1.EnvVar{Name: keys.EnvAWSRegion, Value: a.Region},
-					corev1.EnvVar{Name: keys.EnvAWSDefaultRegion, Value: a.Region})
-			}
-			return env, !ownIdentity && !c.hasMountAt(keys.AWSTokenMountPath)
-		},
+	inj.want = TokenWant{Cloud: policy.CloudAWS, Audience: audience, ExpirationSeconds: seconds}
+	inj.volume = tokenVolume(audience, seconds, keys.AWSTokenPath)
+	inj.volumeNames = numberedNames(keys.AWSTokenVolume)
+	tokenFile := filesOf[policy.CloudAWS].file
+	inj.env = func(c *containerView) []corev1.EnvVar {
+		var env []corev1.EnvVar
+		if !c.hasEnv(keys.EnvAWSRoleARN) && !c.hasEnv(keys.EnvAWSWebIdentityTokenFile) {
+			env = append(env, corev1.EnvVar{Name: keys.EnvAWSRoleARN, Value: m.RoleARN},
+				corev1.EnvVar{Name: keys.EnvAWSWebIdentityTokenFile, Value: tokenFile})
+		}
+		if a.STSRegionalEndpoints != nil && *a.STSRegionalEndpoints && !c.hasEnv(keys.EnvAWSSTSRegionalEndpoints) {
+			env = append(env, corev1.EnvVar{Name: keys.EnvAWSSTSRegionalEndpoints, Value: "regional"})
+		}
+		if a.Region != "" && !c.hasEnv(keys.EnvAWSRegion) && !c.hasEnv(keys.EnvAWSDefaultRegion) {
+			env = append(env, corev1.EnvVar{Name: keys.EnvAWSRegion, Value: a.Region},
+				corev1.EnvVar{Name: keys.EnvAWSDefaultRegion, Value: a.Region})
+		}
+		return env
 	}
 }
 
-func azureInjection(m policy.Match, pod *podView) injection {
+// azureInjection holds the Azure webhook's contract (Azure/azure-workload-identity v1.6 pkg/webhook
+// addEnvironmentVariables): each of the four variables unless present, AZURE_AUTHORITY_HOST being the login endpoint
+// of the identity's cloud (getAzureAuthorityHost); the volume named as that webhook names it (buildVolumeName). The use
+// label is not set on the pod, so an Azure webhook in the cluster does not inject a second time.
+func azureInjection(m policy.Match, seconds int64, pod *podView, inj *injection) {
 	a := m.Identity.Azure
-	seconds := int64(keys.AzureDefaultTokenSeconds)
-	if a.TokenExpirationSeconds != nil {
-		seconds = *a.TokenExpirationSeconds
+	cloud, _ := keys.AzureCloudNamed(a.Cloud)
+	inj.want = TokenWant{Cloud: policy.CloudAzure, Audience: keys.AzureAudience, ExpirationSeconds: seconds}
+	inj.volume = tokenVolume(keys.AzureAudience, seconds, keys.AzureTokenPath)
+	meta := metaOf(pod.Metadata)
+	podName := meta.Name
+	if podName == "" {
+		podName = meta.GenerateName + " (prefix)" // as the Azure webhook's Handle names a pod created from a template
+	}
+	inj.volumeNames = func(i int) string {
+		if i == 0 {
+			return AzureVolumeName(podName)
+		}
+		return AzureVolumeName(podName + "#" + strconv.Itoa(i))
 	}
 	want := []corev1.EnvVar{
 		{Name: keys.EnvAzureClientID, Value: a.ClientID},
 		{Name: keys.EnvAzureTenantID, Value: a.TenantID},
-		{Name: keys.EnvAzureFederatedTokenFile, Value: path.Join(keys.AzureTokenMountPath, keys.AzureTokenPath)},
-		{Name: keys.EnvAzureAuthorityHost, Value: keys.AzureDefaultAuthorityHost},
+		{Name: keys.EnvAzureFederatedTokenFile, Value: filesOf[policy.CloudAzure].file},
+		{Name: keys.EnvAzureAuthorityHost, Value: cloud.AuthorityHost},
 	}
-	return injection{
-		volume:    tokenVolume(keys.AzureTokenVolume, keys.AzureAudience, seconds, keys.AzureTokenPath),
-		mountPath: keys.AzureTokenMountPath,
-		skip:      splitNames(metaOf(pod.Metadata).Annotations[keys.AnnotationAzureSkipContainers], ";"),
-		env: func(c *containerView) ([]corev1.EnvVar, bool) {
-			var env []corev1.EnvVar
-			for _, e := range want {
-				if !c.hasEnv(e.Name) {
-					env = append(env, e)
-				}
+	inj.env = func(c *containerView) []corev1.EnvVar {
+		var env []corev1.EnvVar
+		for _, e := range want {
+			if !c.hasEnv(e.Name) {
+				env = append(env, e)
 			}
-			mounted := c.hasMountAt(keys.AzureTokenMountPath) || c.hasMountAt(keys.AzureLegacyTokenMountPath)
-			return env, !mounted && !c.hasEnv(keys.EnvAzureFederatedTokenFile)
-		},
+		}
+		return env
 	}
+	if _, proxy := meta.Annotations[keys.AnnotationAzureInjectProxySidecar]; proxy {
+		inj.warnings = append(inj.warnings, fitMessage(m.Identity.Name,
+			keys.AnnotationAzureInjectProxySidecar+" is ignored: full injection adds no token proxy"))
+	}
+}
+
+// AzureVolumeName is the Azure webhook's token volume name for a pod (pkg/webhook buildVolumeName): the prefix and as
+// much of the SHA-256 of the pod's name as fits a 63-character volume name.
+func AzureVolumeName(podName string) string {
+	sum := sha256.Sum256([]byte(podName))
+	return keys.AzureTokenVolumePrefix + fmt.Sprintf("%x", sum)[:63-len(keys.AzureTokenVolumePrefix)]
 }
 
 // gcpCredentialConfig is the external_account configuration Google's SDKs read from GOOGLE_APPLICATION_CREDENTIALS.
@@ -122,46 +166,45 @@ type gcpCredentialSource struct {
 	File string `json:"file"`
 }
 
-func gcpInjection(m policy.Match, pod *podView) (injection, error) {
-	provider := m.Identity.GCP.WorkloadIdentityProvider
-	audience := "//iam.googleapis.com/" + provider
+// gcpInjection delivers the external_account configuration that Google's client libraries load from
+// GOOGLE_APPLICATION_CREDENTIALS (golang.org/x/oauth2/google CredentialsFromJSON), with the endpoints Flux's own gcp
+// provider uses (fluxcd/pkg/auth gcp NewTokenForServiceAccount): the configuration comes from a pod annotation through
+// the downward API, next to its token, in one projected volume.
+func gcpInjection(m policy.Match, inj *injection) error {
+	audience := keys.GCPAudiencePrefix + m.Identity.GCP.WorkloadIdentityProvider
 	config, err := json.Marshal(gcpCredentialConfig{
-		Type:             "external_account",
-		Audience:         audience,
-		SubjectTokenType: "urn:ietf:params:oauth:token-type:jwt",
-		TokenURL:         "https://sts.googleapis.com/v1/token",
-		ServiceAccountImpersonationURL: "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/" +
-			m.GCPServiceAccount + ":generateAccessToken",
-		CredentialSource: gcpCredentialSource{File: path.Join(keys.GCPMountPath, keys.GCPTokenPath)},
+		Type:                           "external_account",
+		Audience:                       audience,
+		SubjectTokenType:               keys.GCPSubjectTokenType,
+		TokenURL:                       keys.GCPSTSTokenURL,
+		ServiceAccountImpersonationURL: keys.GCPImpersonationURL(m.GCPServiceAccount),
+		CredentialSource:               gcpCredentialSource{File: path.Join(keys.GCPMountPath, keys.GCPTokenPath)},
 	})
 	if err != nil {
-		return injection{}, err
+		return err
 	}
-	vol := tokenVolume(keys.GCPVolume, audience, keys.GCPTokenSeconds, keys.GCPTokenPath)
-	vol.Projected.Sources = append(vol.Projected.Sources, corev1.VolumeProjection{
+	inj.want = TokenWant{Cloud: policy.CloudGCP, Audience: audience, ExpirationSeconds: keys.GCPTokenSeconds,
+		GCPServiceAccount: m.GCPServiceAccount}
+	inj.volume = tokenVolume(audience, keys.GCPTokenSeconds, keys.GCPTokenPath)
+	inj.volume.Projected.Sources = append(inj.volume.Projected.Sources, corev1.VolumeProjection{
 		DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{
-			Path:     keys.GCPCredentialConfigPath,
-			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + keys.AnnotationGCPCredentialConfig + "']"},
+			Path: keys.GCPCredentialConfigPath, FieldRef: &corev1.ObjectFieldSelector{FieldPath: gcpConfigFieldPath},
 		}}},
 	})
-	credentials := path.Join(keys.GCPMountPath, keys.GCPCredentialConfigPath)
-	return injection{
-		volume:      vol,
-		mountPath:   keys.GCPMountPath,
-		annotations: map[string]string{keys.AnnotationGCPCredentialConfig: string(config)},
-		env: func(c *containerView) ([]corev1.EnvVar, bool) {
-			if c.hasEnv(keys.EnvGoogleApplicationCredentials) {
-				return nil, false // the container brings its own credentials
-			}
-			return []corev1.EnvVar{{Name: keys.EnvGoogleApplicationCredentials, Value: credentials}},
-				!c.hasMountAt(keys.GCPMountPath)
-		},
-	}, nil
+	inj.volumeNames = numberedNames(keys.GCPVolume)
+	inj.annotations = map[string]string{keys.AnnotationGCPCredentialConfig: string(config)}
+	credentials := filesOf[policy.CloudGCP].file
+	inj.env = func(c *containerView) []corev1.EnvVar {
+		if c.hasEnv(keys.EnvGoogleApplicationCredentials) {
+			return nil
+		}
+		return []corev1.EnvVar{{Name: keys.EnvGoogleApplicationCredentials, Value: credentials}}
+	}
+	return nil
 }
 
-func tokenVolume(name, audience string, seconds int64, file string) corev1.Volume {
+func tokenVolume(audience string, seconds int64, file string) corev1.Volume {
 	return corev1.Volume{
-		Name: name,
 		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			DefaultMode: ptr.To[int32](0o444),
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
@@ -171,61 +214,216 @@ func tokenVolume(name, audience string, seconds int64, file string) corev1.Volum
 	}
 }
 
-// patch appends the operations that apply inj to pod: env and mounts per container, then the volume once if any
-// container mounts it and no volume of that name exists yet.
-func (inj injection) patch(ops []jsonpatch.Operation, pod *podView) []jsonpatch.Operation {
-	needVolume := false
-	for _, list := range []struct {
-		path       string
-		containers []containerView
-	}{{"/spec/initContainers", pod.Spec.InitContainers}, {"/spec/containers", pod.Spec.Containers}} {
-		for i := range list.containers {
-			c := &list.containers[i]
-			if inj.skip[c.Name] {
-				continue
-			}
-			env, mount := inj.env(c)
-			base := fmt.Sprintf("%s/%d", list.path, i)
-			ops = appendToArray(ops, base+"/env", c.Env != nil, env)
-			if mount {
-				needVolume = true
-				ops = appendToArray(ops, base+"/volumeMounts", c.VolumeMounts != nil, []corev1.VolumeMount{{
-					Name: inj.volume.Name, MountPath: inj.mountPath, ReadOnly: true,
-				}})
-			}
+// numberedNames are base, base-2, base-3, ...
+func numberedNames(base string) func(int) string {
+	return func(i int) string {
+		if i == 0 {
+			return base
 		}
+		return base + "-" + strconv.Itoa(i+1)
 	}
-	if needVolume && !hasVolume(pod, inj.volume.Name) {
-		ops = appendToArray(ops, "/spec/volumes", pod.Spec.Volumes != nil, []corev1.Volume{inj.volume})
-	}
-	return ops
 }
 
 // containerBytes is about how much one container's share of the patch (its env and mount) encodes to.
-func (inj injection) containerBytes() int {
-	env, _ := inj.env(&containerView{})
-	b, _ := json.Marshal(env)
-	return len(b) + len(inj.mountPath) + len(inj.volume.Name) + 160 // + the operations and the mount's fields
+func (inj *injection) containerBytes() int {
+	b, _ := json.Marshal(inj.env(&containerView{}))
+	return len(b) + len(filesOf[inj.want.Cloud].mountPath) + 63 + 160 // + the volume name, the operations and fields
 }
 
-func hasVolume(pod *podView, name string) bool {
-	for _, v := range pod.Spec.Volumes {
-		if v.Name == name {
-			return true
+// plan decides what each container gets: the variables it lacks, and the token mount when its token file names the
+// webhook's path and does not already lead to the identity's token. It then checks the token invariant on the pod as
+// the patch would leave it and leaves every container it does not hold for untouched, with a warning.
+func (inj *injection) plan(pod *podView) {
+	files := filesOf[inj.want.Cloud]
+	volume, exists := inj.chooseVolume(pod.Spec.Volumes)
+	inj.volume.Name = volume.Name
+	annotations := make(map[string]string, len(metaOf(pod.Metadata).Annotations)+len(inj.annotations))
+	for k, v := range metaOf(pod.Metadata).Annotations {
+		annotations[k] = v
+	}
+	for k, v := range inj.annotations {
+		annotations[k] = v
+	}
+	after := podView{Metadata: &objectMeta{Annotations: annotations}, Spec: podSpecView{
+		InitContainers: append([]containerView(nil), pod.Spec.InitContainers...),
+		Containers:     append([]containerView(nil), pod.Spec.Containers...),
+		Volumes:        pod.Spec.Volumes,
+	}}
+	mounted := false
+	var untouched []TokenProblem // containers left as they are whose token file is the webhook's but not the token
+	for _, list := range []struct {
+		init  bool
+		views []containerView
+	}{{true, after.Spec.InitContainers}, {false, after.Spec.Containers}} {
+		for i := range list.views {
+			c := &list.views[i]
+			if inj.skip[c.Name] {
+				continue
+			}
+			ci := containerInjection{init: list.init, index: i, name: c.Name, env: inj.env(c)}
+			changed := *c
+			changed.Env = append(c.Env[:len(c.Env):len(c.Env)], envViews(ci.env)...)
+			file, literal, ok := changed.envValue(files.env)
+			why := ""
+			if ok && literal && file == files.file {
+				why = inj.want.reach(c, pod.Spec.Volumes, annotations, file)
+			}
+			if why != "" && !c.hasMountAt(files.mountPath) {
+				ci.mount = &corev1.VolumeMount{Name: volume.Name, MountPath: files.mountPath, ReadOnly: true}
+				changed.VolumeMounts = append(c.VolumeMounts[:len(c.VolumeMounts):len(c.VolumeMounts)],
+					mountView{Name: volume.Name, MountPath: files.mountPath, ReadOnly: true})
+				mounted = true
+			}
+			if len(ci.env) > 0 || ci.mount != nil {
+				*c = changed
+				inj.containers = append(inj.containers, ci)
+			} else if why != "" {
+				untouched = append(untouched, TokenProblem{Container: c.Name, Init: list.init, Reason: why})
+			}
 		}
 	}
-	return false
+	if mounted && !exists {
+		after.Spec.Volumes = append(pod.Spec.Volumes[:len(pod.Spec.Volumes):len(pod.Spec.Volumes)], volume)
+	}
+	inj.keepWhereInvariantHolds(append(tokenInvariant(pod, &after, inj.want), untouched...))
+	inj.addVolume = false
+	for _, ci := range inj.containers {
+		if ci.mount != nil && !exists {
+			inj.addVolume = true
+		}
+	}
 }
 
-func splitNames(s, sep string) map[string]bool {
-	if s == "" {
-		return nil
+// maxContainerWarnings bounds the containers named one by one in warnings; the rest are counted.
+const maxContainerWarnings = 5
+
+// keepWhereInvariantHolds drops the changes of every container the problems name, with a warning naming it and why
+// (the invariant's problems, and containers already reading the webhook's path that lead elsewhere); a problem of the
+// pod itself (which planning never causes) drops every change.
+func (inj *injection) keepWhereInvariantHolds(problems []TokenProblem) {
+	if len(problems) == 0 {
+		return
 	}
-	out := map[string]bool{}
-	for _, n := range strings.Split(s, sep) {
-		if n = strings.TrimSpace(n); n != "" {
-			out[n] = true
+	type containerKey struct {
+		init bool
+		name string
+	}
+	drop := map[containerKey]bool{}
+	named := 0
+	for _, p := range problems {
+		if p.Container == "" {
+			inj.containers = nil
+			inj.warnings = append(inj.warnings, fitMessage(inj.identity, "nothing injected: "+p.Reason))
+			return
 		}
+		key := containerKey{p.Init, p.Container}
+		if drop[key] {
+			continue
+		}
+		drop[key] = true
+		if named++; named <= maxContainerWarnings {
+			what := "container "
+			if p.Init {
+				what = "init container "
+			}
+			inj.warnings = append(inj.warnings, fitMessage(inj.identity,
+				what+p.Container+" left untouched: "+p.Reason, p.Container+" left untouched: "+p.Reason))
+		}
+	}
+	if named > maxContainerWarnings {
+		inj.warnings = append(inj.warnings, fitMessage(inj.identity,
+			fmt.Sprintf("%d more containers left untouched for the same kind of reason", named-maxContainerWarnings)))
+	}
+	kept := inj.containers[:0]
+	for _, ci := range inj.containers {
+		if !drop[containerKey{ci.init, ci.name}] {
+			kept = append(kept, ci)
+		}
+	}
+	inj.containers = kept
+}
+
+// chooseVolume names the token volume: the first candidate name the pod does not use, or that names a volume holding
+// exactly this token (then exists is true and nothing is added). A volume is never adopted by its name alone.
+func (inj *injection) chooseVolume(vols []volumeView) (view volumeView, exists bool) {
+	view = volumeView{Kind: "projected", Projected: &projectedView{DefaultMode: inj.volume.Projected.DefaultMode}}
+	for _, src := range inj.volume.Projected.Sources {
+		var p projectionView
+		if t := src.ServiceAccountToken; t != nil {
+			p.ServiceAccountToken = &tokenProjectionView{Audience: t.Audience, ExpirationSeconds: t.ExpirationSeconds,
+				Path: t.Path}
+		}
+		if d := src.DownwardAPI; d != nil {
+			p.DownwardAPI = &struct {
+				Items []downwardAPIFileView `json:"items"`
+			}{}
+			for _, item := range d.Items {
+				f := downwardAPIFileView{Path: item.Path}
+				if item.FieldRef != nil {
+					f.FieldRef = &struct {
+						FieldPath string `json:"fieldPath"`
+					}{item.FieldRef.FieldPath}
+				}
+				p.DownwardAPI.Items = append(p.DownwardAPI.Items, f)
+			}
+		}
+		view.Projected.Sources = append(view.Projected.Sources, p)
+	}
+	for i := 0; ; i++ {
+		name := inj.volumeNames(i)
+		var have *volumeView
+		for j := range vols {
+			if vols[j].Name == name {
+				have = &vols[j]
+				break
+			}
+		}
+		view.Name = name
+		if have == nil {
+			return view, false
+		}
+		if sameToken(have, &view) {
+			return *have, true
+		}
+	}
+}
+
+// sameToken reports whether an existing volume projects exactly the files of the one full injection would add, and
+// every user can read them (a cloud webhook leaves defaultMode unset: 0644).
+func sameToken(have, want *volumeView) bool {
+	if have.Kind != "projected" || have.Projected == nil {
+		return false
+	}
+	if m := have.Projected.DefaultMode; m != nil && *m&0o444 != 0o444 {
+		return false
+	}
+	return reflect.DeepEqual(have.Projected.Sources, want.Projected.Sources)
+}
+
+func envViews(env []corev1.EnvVar) []envView {
+	out := make([]envView, len(env))
+	for i, e := range env {
+		out[i] = envView{Name: e.Name, Value: e.Value}
 	}
 	return out
+}
+
+// patch appends the operations that apply inj to pod: env and mounts per container, then the volume once.
+func (inj *injection) patch(ops []jsonpatch.Operation, pod *podView) []jsonpatch.Operation {
+	for _, ci := range inj.containers {
+		list, views := "/spec/containers", pod.Spec.Containers
+		if ci.init {
+			list, views = "/spec/initContainers", pod.Spec.InitContainers
+		}
+		c := &views[ci.index]
+		base := fmt.Sprintf("%s/%d", list, ci.index)
+		ops = appendToArray(ops, base+"/env", c.Env != nil, ci.env)
+		if ci.mount != nil {
+			ops = appendToArray(ops, base+"/volumeMounts", c.VolumeMounts != nil, []corev1.VolumeMount{*ci.mount})
+		}
+	}
+	if inj.addVolume {
+		ops = appendToArray(ops, "/spec/volumes", pod.Spec.Volumes != nil, []corev1.Volume{inj.volume})
+	}
+	return ops
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,8 @@ type podFixture struct {
 	Namespace   string         `json:"namespace"`
 	Input       map[string]any `json:"input"`
 	Output      map[string]any `json:"output"`
+	// Warnings are the response's warnings, exactly.
+	Warnings []string `json:"warnings"`
 }
 
 func TestPodFixtures(t *testing.T) {
@@ -97,7 +100,29 @@ func TestPodFixtures(t *testing.T) {
 				t.Fatalf("fixture: %v", err)
 			}
 			raw, _ := json.Marshal(fx.Input)
+			var view podView
+			if err := json.Unmarshal(raw, &view); err != nil {
+				t.Fatal(err)
+			}
+			v, err := evaluatePod(p, fx.Namespace, &view)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(v.violations) > 0 {
+				t.Fatalf("violations %v: fixtures hold admitted pods", v.violations)
+			}
+			if !slices.Equal(v.warnings, fx.Warnings) {
+				t.Errorf("warnings:\n got %q\nwant %q", v.warnings, fx.Warnings)
+			}
 			got := mutatePodJSON(t, p, fx.Namespace, raw)
+			// The token invariant holds on the patched pod, for the token the documented rules give.
+			if m, ok := p.IdentityFor(fx.Namespace, view.Spec.serviceAccount()); ok && m.Identity.Injection == policy.InjectionFull {
+				want, _ := expectedToken(m, metaOf(view.Metadata).Annotations)
+				problems, err := CheckTokenInvariant(raw, got, want)
+				if err != nil || len(problems) > 0 {
+					t.Errorf("token invariant: %v %v", problems, err)
+				}
+			}
 			var gotObj map[string]any
 			if err := json.Unmarshal(got, &gotObj); err != nil {
 				t.Fatal(err)

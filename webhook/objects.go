@@ -3,6 +3,8 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
+	"path"
+	"strings"
 )
 
 // The webhook decodes only the fields it reads. Patches are computed against these views of the raw request, so
@@ -71,24 +73,84 @@ func (s *podSpecView) decodeLists() error {
 	return nil
 }
 
+// volumeView keeps a volume's name, what kind of source it is, and a projected source's token and downward API
+// files: enough to tell whether a file a container reads through it is the token full injection promises.
 type volumeView struct {
-	Name string `json:"name"`
+	Name string
+	// Kind is the volume's source (projected, configMap, hostPath, ...): the first other key, for messages.
+	Kind      string
+	Projected *projectedView
 }
 
-// containerView keeps env var names and mount paths only: that is all injection reads, and decoding nothing else
-// keeps the hot path's allocations down. A nil slice means the field is absent (or null).
+func (v *volumeView) UnmarshalJSON(b []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	for k, raw := range fields {
+		switch {
+		case k == "name":
+			if err := json.Unmarshal(raw, &v.Name); err != nil {
+				return err
+			}
+		case string(raw) == "null":
+		case v.Kind == "" || k < v.Kind:
+			v.Kind = k
+		}
+	}
+	if raw := fields["projected"]; raw != nil {
+		return json.Unmarshal(raw, &v.Projected)
+	}
+	return nil
+}
+
+type projectedView struct {
+	DefaultMode *int32           `json:"defaultMode"`
+	Sources     []projectionView `json:"sources"`
+}
+
+// projectionView is one source of a projected volume; sources other than a token or downward API files read as
+// neither.
+type projectionView struct {
+	ServiceAccountToken *tokenProjectionView `json:"serviceAccountToken"`
+	DownwardAPI         *struct {
+		Items []downwardAPIFileView `json:"items"`
+	} `json:"downwardAPI"`
+}
+
+type tokenProjectionView struct {
+	Audience          string `json:"audience"`
+	ExpirationSeconds *int64 `json:"expirationSeconds"`
+	Path              string `json:"path"`
+}
+
+type downwardAPIFileView struct {
+	Path     string `json:"path"`
+	FieldRef *struct {
+		FieldPath string `json:"fieldPath"`
+	} `json:"fieldRef"`
+}
+
+// containerView keeps a container's env vars (a value from a source reads as unknown) and its mounts: what injection
+// and the token invariant read. A nil slice means the field is absent (or null).
 type containerView struct {
-	Name         string          `json:"name"`
-	Env          []envName       `json:"env"`
-	VolumeMounts []mountPathView `json:"volumeMounts"`
+	Name         string      `json:"name"`
+	Env          []envView   `json:"env"`
+	VolumeMounts []mountView `json:"volumeMounts"`
 }
 
-type envName struct {
-	Name string `json:"name"`
+type envView struct {
+	Name      string          `json:"name"`
+	Value     string          `json:"value"`
+	ValueFrom json.RawMessage `json:"valueFrom"`
 }
 
-type mountPathView struct {
-	MountPath string `json:"mountPath"`
+type mountView struct {
+	Name        string `json:"name"`
+	MountPath   string `json:"mountPath"`
+	ReadOnly    bool   `json:"readOnly"`
+	SubPath     string `json:"subPath"`
+	SubPathExpr string `json:"subPathExpr"`
 }
 
 func (s *podSpecView) serviceAccount() string {
@@ -110,9 +172,21 @@ func (c *containerView) hasEnv(name string) bool {
 	return false
 }
 
-func (c *containerView) hasMountAt(path string) bool {
+// envValue is what the container's process sees in name: the last entry wins, as the kubelet builds the environment
+// (kubelet makeEnvironmentVariables). literal is false for a value from a source or one with a $(VAR) reference,
+// which only the kubelet resolves.
+func (c *containerView) envValue(name string) (value string, literal, ok bool) {
+	for i := len(c.Env) - 1; i >= 0; i-- {
+		if e := c.Env[i]; e.Name == name {
+			return e.Value, e.ValueFrom == nil && !strings.Contains(e.Value, "$("), true
+		}
+	}
+	return "", false, false
+}
+
+func (c *containerView) hasMountAt(p string) bool {
 	for _, m := range c.VolumeMounts {
-		if m.MountPath == path {
+		if path.Clean(m.MountPath) == p {
 			return true
 		}
 	}

@@ -32,41 +32,45 @@ const maxInjectionPatchBytes = 256 << 10
 // evaluatePod decides about a pod in namespace. A pod whose ServiceAccount is mapped gets keys.AnnotationIdentity; with
 // injection annotate, Azure pods get the label the Azure webhook selects on; with injection full, the cloud's token
 // volume, mounts and environment (a GCP identity has full injection only with a workload identity provider: the
-// policy refuses it otherwise). Pods never violate anything: what they may use is decided on their ServiceAccount.
+// policy refuses it otherwise). What a pod may use is decided on its ServiceAccount; with full injection a pod can
+// only break its identity's rules with a token lifetime annotation the cloud's webhook would deny, and the response
+// carries warnings about what injection ignored, changed or left untouched (see newInjection).
 func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, error) {
 	m, mapped := p.IdentityFor(namespace, pod.Spec.serviceAccount())
 	if !mapped {
 		return verdict{}, nil
 	}
+	v := verdict{identity: m.Identity.Name, kind: "Pod", namespace: namespace}
 	annotations := map[string]string{keys.AnnotationIdentity: m.Identity.Name}
 	var labels map[string]string
-	var inj injection
+	var inj *injection
 	switch {
 	case m.Identity.Injection == policy.InjectionFull:
 		if err := pod.Spec.decodeLists(); err != nil {
 			return verdict{}, err
 		}
 		var err error
-		if inj, err = podInjection(m, pod); err != nil {
+		if inj, err = newInjection(m, pod); err != nil {
 			return verdict{}, err
 		}
+		v.warnings, v.violations = inj.warnings, inj.violations
 		if n, size := len(pod.Spec.InitContainers)+len(pod.Spec.Containers), inj.containerBytes(); n*size > maxInjectionPatchBytes {
-			v := verdict{identity: m.Identity.Name, kind: "Pod", namespace: namespace,
-				warnings: []string{fitMessage(m.Identity.Name, fmt.Sprintf("pod has %d containers: injection would add "+
-					"about %d KiB, over the %d KiB bound; nothing was injected", n, n*size>>10, maxInjectionPatchBytes>>10))}}
+			v.warnings = append(v.warnings, fitMessage(m.Identity.Name, fmt.Sprintf("pod has %d containers: injection "+
+				"would add about %d KiB, over the %d KiB bound; nothing was injected", n, n*size>>10, maxInjectionPatchBytes>>10)))
 			v.patch = setMetadata(nil, "", pod.Metadata, annotations, nil)
 			return v, nil
 		}
-		for k, v := range inj.annotations {
-			annotations[k] = v
+		inj.plan(pod)
+		v.warnings = inj.warnings
+		for k, val := range inj.annotations {
+			annotations[k] = val
 		}
 	case m.Cloud == policy.CloudAzure:
 		// Only in annotate mode: with full injection the Azure webhook must not inject a second time.
 		labels = map[string]string{keys.LabelAzureUse: "true"}
 	}
-	v := verdict{identity: m.Identity.Name, kind: "Pod", namespace: namespace}
 	v.patch = setMetadata(nil, "", pod.Metadata, annotations, labels)
-	if inj.env != nil {
+	if inj != nil {
 		v.patch = inj.patch(v.patch, pod)
 	}
 	return v, nil

@@ -26,7 +26,7 @@ var (
 		keys.EnvAWSSTSRegionalEndpoints, keys.EnvAzureClientID, keys.EnvAzureTenantID, keys.EnvAzureFederatedTokenFile,
 		keys.EnvAzureAuthorityHost, keys.EnvGoogleApplicationCredentials, "HOME", "HTTPS_PROXY"}
 	propMountPaths = []string{keys.AWSTokenMountPath, keys.AzureTokenMountPath, keys.AzureLegacyTokenMountPath, keys.GCPMountPath, "/data", "/tmp"}
-	propVolumes    = []string{keys.AWSTokenVolume, keys.AzureTokenVolume, keys.GCPVolume, "data", "tmp"}
+	propVolumes    = []string{keys.AWSTokenVolume, keys.AzureLegacyTokenVolume, keys.GCPVolume, "data", "tmp"}
 	propAnnotKeys  = append(append(slices.Clone(ownedKeys), keys.AnnotationAWSSkipContainers, keys.AnnotationAzureSkipContainers,
 		keys.AnnotationGCPCredentialConfig, "team", "a/b~c"), "")
 )

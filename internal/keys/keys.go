@@ -78,7 +78,6 @@ const (
 	// adopted by name.
 	AzureLegacyTokenVolume    = "azure-identity-token"
 	AzureLegacyTokenMountPath = "/var/run/secrets/azure/tokens"
-	AzureTokenVolume          = AzureLegacyTokenVolume // the name full injection still adopts (until the next change)
 )
 
 // Azure clouds, named as the Azure webhook's AZURE_ENVIRONMENT names them (go-autorest azure.EnvironmentFromName),
