@@ -91,6 +91,7 @@ bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor,
 	$(BIN)/perf-loadtest --webhook-bin $(BIN)/flux-identity-webhook --floor-bin $(BIN)/perf-floor \
 	  --out $(BIN)/bench-load.md
 	$(GO) test -run '^$$' -bench PodCreateLatency -benchtime 1x ./test/perf/e2e/ | tee $(BIN)/bench-e2e.txt
+	FIW_BIN=$(BIN)/flux-identity-webhook $(GO) test -run '^$$' -bench BigCluster -benchtime 1x -timeout 30m ./test/perf/cli/ | tee $(BIN)/bench-cli.txt
 	@echo "results: $(BIN)/bench-go.txt $(BIN)/bench-load.md $(BIN)/bench-e2e.txt (copy the figures into docs/performance.md)"
 
 .PHONY: fuzz
