@@ -71,6 +71,7 @@ test: envtest-bins flux-crds helm image e2e-manifests ## Run every test: unit, f
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
+	$(MAKE) --no-print-directory azurecompat
 	$(MAKE) --no-print-directory demo
 	$(MAKE) --no-print-directory e2e
 
@@ -81,6 +82,10 @@ e2e: envtest-bins flux-crds helm image e2e-manifests ## helm install on kube-api
 .PHONY: fluxcompat
 fluxcompat: flux-crds ## Hold the credential model to Flux's own code (a test-only module importing pkg/auth and pkg/git).
 	cd test/fluxcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: azurecompat
+azurecompat: ## Hold full Azure injection to the Azure webhook's own mutator on generated pods (a test-only module).
+	cd test/azurecompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.
