@@ -161,12 +161,16 @@ var wantFixes = map[string]string{
 	"team-b/gone-123-x":                     "kubectl -n team-b delete pod gone-123-x # its replicaset recreates it",
 }
 
-func findingLines(r Report) []string {
-	var out []string
+// expectFindings compares the report's findings, one line each (check, object, problem), with want.
+func expectFindings(t *testing.T, r Report, want []string) {
+	t.Helper()
+	var got []string
 	for _, f := range r.Findings {
-		out = append(out, f.Check+" "+f.Namespace+"/"+f.Name+": "+f.Problem)
+		got = append(got, f.Check+" "+f.Namespace+"/"+f.Name+": "+f.Problem)
 	}
-	return out
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func diagnose(t *testing.T, c *pagingfake.Client) (Report, error) {
@@ -196,9 +200,7 @@ func TestDiagnose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := findingLines(r); strings.Join(got, "\n") != strings.Join(wantFindings, "\n") {
-			t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantFindings, "\n"))
-		}
+		expectFindings(t, r, wantFindings)
 		for _, f := range r.Findings {
 			if want, ok := wantFixes[f.Namespace+"/"+f.Name]; ok && !strings.HasPrefix(f.Fix, want) {
 				t.Errorf("%s/%s: fix %q, want %q", f.Namespace, f.Name, f.Fix, want)
@@ -230,9 +232,7 @@ func TestDiagnose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := findingLines(r); strings.Join(got, "\n") != strings.Join(wantFindings, "\n") {
-			t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantFindings, "\n"))
-		}
+		expectFindings(t, r, wantFindings)
 		listed := namespacesListed(c)
 		for _, kind := range []string{"ServiceAccount", "Pod", "Deployment"} {
 			if fmt.Sprint(listed[kind]) != "[flux-system team-a team-b]" {
@@ -252,9 +252,7 @@ func TestDiagnose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := findingLines(r); strings.Join(got, "\n") != strings.Join(wantFindings, "\n") {
-			t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantFindings, "\n"))
-		}
+		expectFindings(t, r, wantFindings)
 		if !slices.Contains(r.Notes, "no permission to list pods cluster-wide: read them namespace by namespace") {
 			t.Errorf("notes %q", r.Notes)
 		}
@@ -276,9 +274,7 @@ func TestDiagnose(t *testing.T) {
 			t.Fatalf("err %v, incomplete %q", err, r.Incomplete)
 		}
 		// ServiceAccounts and pods were read; Deployments and sources were not.
-		if got := findingLines(r); strings.Join(got, "\n") != strings.Join(wantFindings[:5], "\n") {
-			t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantFindings[:5], "\n"))
-		}
+		expectFindings(t, r, wantFindings[:5])
 	})
 	t.Run("pods whose owners could not be read are still reported, by their own names", func(t *testing.T) {
 		c := pagingfake.New(scheme, cluster(0)...)

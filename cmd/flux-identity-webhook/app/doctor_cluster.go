@@ -78,7 +78,7 @@ func (o *ClusterOptions) reader(command string) (client.Reader, error) {
 	cfg.UserAgent = "flux-identity-webhook-" + command
 	// No client-side rate limit. These commands send one request at a time, a page of 500 objects each, so a
 	// 10,000-source cluster costs a few dozen requests: a limiter cannot lower that load, only add waits (client-go's
-	// default of 5 requests/s made doctor's old per-namespace reads take 198 s on 1,000 namespaces) and, near the
+	// default of 5 requests/s made the old per-namespace reads take 200 s on 1,000 namespaces) and, near the
 	// deadline, fail with its own error instead of the deadline's. The API server's priority and fairness queues protect
 	// it from every client, this one included; controller-runtime's GetConfig disables the limiter for the same reason.
 	cfg.QPS = -1
