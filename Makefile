@@ -29,6 +29,7 @@ IMAGE_REPOSITORY ?= ghcr.io/fluxidentity/flux-identity-webhook
 IMAGE_PLATFORMS  ?= linux/amd64,linux/arm64
 IMAGE_DIR        := $(BIN)/image
 E2E_MANIFESTS    := $(BIN)/e2e-manifests
+CERT_MANAGER_BIN := $(BIN)/cert-manager
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
@@ -37,6 +38,7 @@ export FLUX_CRDS_DIR      := $(FLUX_CRDS)
 export HELM               := $(BIN)/helm
 export FIW_IMAGE_DIR      := $(IMAGE_DIR)
 export FIW_E2E_MANIFESTS  := $(E2E_MANIFESTS)
+export FIW_CERT_MANAGER_BIN := $(CERT_MANAGER_BIN)
 
 # -count=1: CI runs on the machine that built the Go test cache, and every suite must really run.
 GO_TEST_FLAGS ?= -count=1
@@ -63,7 +65,7 @@ demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively
 	$(BIN)/fiw-devenv --demo --policy config/samples/policy.yaml --workdir $(BIN)/demo
 
 .PHONY: test
-test: envtest-bins flux-crds helm image e2e-manifests ## Run every test: unit, fuzz seeds, the chart, the image, the integration suites on a real API server, the demo and the end-to-end install.
+test: envtest-bins flux-crds helm image e2e-manifests cert-manager-bins ## Run every test: unit, fuzz seeds, the chart, the image, the integration suites on a real API server, the demo and the end-to-end install.
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -76,11 +78,11 @@ test: envtest-bins flux-crds helm image e2e-manifests ## Run every test: unit, f
 	$(MAKE) --no-print-directory e2e
 
 .PHONY: e2e
-e2e: envtest-bins flux-crds helm image e2e-manifests ## helm install on kube-apiserver + kube-controller-manager, the image's binary behind the chart's Service, Flux's own Deployments; upgrade, uninstall, an outage (needs root).
+e2e: envtest-bins flux-crds helm image e2e-manifests cert-manager-bins ## helm install on kube-apiserver + kube-controller-manager, the image's binary behind the chart's Service, Flux's own Deployments; upgrade, uninstall, an outage (needs root).
 	$(GO) test $(GO_TEST_FLAGS) -timeout 15m ./test/e2e/ -args -ginkgo.v
 
 .PHONY: fluxcompat
-fluxcompat: flux-crds ## Hold the credential model to Flux's own code (a test-only module importing pkg/auth and pkg/git).
+fluxcompat: envtest-bins flux-crds ## Hold the webhook to Flux's own code (pkg/auth, pkg/git) and Google's oauth2 library (a test-only module).
 	cd test/fluxcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: azurecompat
@@ -155,6 +157,10 @@ $(E2E_MANIFESTS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_CONTROLLER_VERSION)-$(CERT_
 	  CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) PROMETHEUS_OPERATOR_VERSION=$(PROMETHEUS_OPERATOR_VERSION) \
 	  hack/e2e-manifests.sh $(E2E_MANIFESTS)
 	@touch $@
+
+.PHONY: cert-manager-bins
+cert-manager-bins: ## Build cert-manager's controllers and CA injector from its module (cached) for the end-to-end suite.
+	CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/cert-manager-bins.sh $(CERT_MANAGER_BIN)
 
 .PHONY: helm
 helm: $(BIN)/.helm-$(HELM_VERSION) ## Build helm from the module proxy (cached) for the chart tests.

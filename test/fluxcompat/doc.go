@@ -1,2 +1,6 @@
-// Package fluxcompat compares the webhook's credential model with Flux's own code on generated inputs.
+// Package fluxcompat holds the webhook to the libraries that read what it writes, outside its dependency graph:
+// Flux's own code (the credential model on generated inputs; object-level identity through a real API server, with
+// github.com/fluxcd/pkg/auth exchanging ServiceAccount tokens at local stand-ins of the clouds' token endpoints) and
+// Google's golang.org/x/oauth2/google, which Flux's gcp provider is built on, loading the credential configuration
+// full injection delivers.
 package fluxcompat
