@@ -44,7 +44,7 @@ var kcmControllers = []string{
 
 // paths are the inputs the Makefile prepares; each one missing fails with the target that makes it.
 type paths struct {
-	root, assets, fluxCRDs, manifests, image, helm, artifacts string
+	root, assets, fluxCRDs, manifests, image, helm, certManager, artifacts string
 }
 
 func inputs() (paths, error) {
@@ -65,7 +65,9 @@ func inputs() (paths, error) {
 		manifests: env("FIW_E2E_MANIFESTS", filepath.Join(root, "bin", "e2e-manifests")),
 		image:     env("FIW_IMAGE_DIR", filepath.Join(root, "bin", "image")),
 		helm:      env("HELM", filepath.Join(root, "bin", "helm")),
-		artifacts: filepath.Join(root, "bin", "e2e"),
+		// cert-manager's controllers and CA injector, built by hack/cert-manager-bins.sh.
+		certManager: env("FIW_CERT_MANAGER_BIN", filepath.Join(root, "bin", "cert-manager")),
+		artifacts:   filepath.Join(root, "bin", "e2e"),
 	}
 	for need, target := range map[string]string{
 		filepath.Join(p.assets, "kube-apiserver"):          "envtest-bins",
@@ -73,7 +75,8 @@ func inputs() (paths, error) {
 		p.fluxCRDs: "flux-crds",
 		filepath.Join(p.manifests, "source-controller"): "e2e-manifests",
 		filepath.Join(p.image, "oci", "index.json"):     "image",
-		p.helm: "helm",
+		p.helm:        "helm",
+		p.certManager: "cert-manager-bins",
 	} {
 		if _, err := os.Stat(need); err != nil {
 			return p, fmt.Errorf("%s is missing: run `make %s` first", need, target)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/ginkgo/v2"
@@ -565,36 +567,88 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 		stopWebhook(ctx)
 	}, specTimeout)
 
-	It("installs in cert-manager mode: the API server validates every Issuer and Certificate against cert-manager's CRDs", func(ctx SpecContext) {
-		const ns = "fiw-cert-manager"
-		_, err := c.helm(ctx, "install", "fiw-cm", filepath.Join(p.root, "charts", "flux-identity-webhook"),
-			"--namespace", ns, "--create-namespace")
-		Expect(err).NotTo(HaveOccurred())
+	It("installs in cert-manager mode: cert-manager issues the chart's certificates and injects every caBundle", func(ctx SpecContext) {
+		const (
+			ns       = "fiw-cert-manager"
+			cmName   = "fiw-cm"
+			cmFull   = cmName + "-flux-identity-webhook"
+			tenantNS = "cm-tenant"
+		)
+		// cert-manager's own controllers and CA injector (hack/cert-manager-bins.sh builds them from its module).
+		for _, component := range []string{"controller", "cainjector"} {
+			proc, err := startProcess(p.certManager, []string{component, "--kubeconfig=" + c.kubeconfig}, nil,
+				filepath.Join(p.artifacts, "cert-manager-"+component+".log"), nil)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func() { _, _ = proc.stop(10 * time.Second) })
+		}
+		policy := `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+metadata:
+  name: cert-manager-mode
+identities:
+  - name: tenants
+    namespaces: [` + tenantNS + `]
+    serviceAccounts: ["flux-*"]
+    aws:
+      roleARN: arn:aws:iam::111122223333:role/tenant-{namespace}
+`
+		installed := time.Now()
+		_, err := c.helm(ctx, "install", cmName, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", ns, "--create-namespace", "--set-file", "policy="+writePolicy("policy-cm.yaml", policy))
+		Expect(err).NotTo(HaveOccurred(), "the API server accepted every Issuer and Certificate the chart renders")
 		var issuers cmapi.IssuerList
 		Expect(c.client.List(ctx, &issuers, client.InNamespace(ns))).To(Succeed())
 		Expect(issuers.Items).To(HaveLen(2))
-		var certs cmapi.CertificateList
-		Expect(c.client.List(ctx, &certs, client.InNamespace(ns))).To(Succeed())
-		Expect(certs.Items).To(HaveLen(2))
 		var serving cmapi.Certificate
-		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fiw-cm-flux-identity-webhook-serving"}, &serving)).To(Succeed())
-		Expect(serving.Spec.DNSNames).To(ContainElement("fiw-cm-flux-identity-webhook." + ns + ".svc"))
-		var m admissionv1.MutatingWebhookConfiguration
-		Expect(c.client.Get(ctx, client.ObjectKey{Name: "fiw-cm-flux-identity-webhook"}, &m)).To(Succeed())
-		Expect(m.Annotations).To(HaveKeyWithValue("cert-manager.io/inject-ca-from", ns+"/"+serving.Name))
-		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: serving.Spec.IssuerRef.Name}, &cmapi.Issuer{})).To(Succeed())
-
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: cmFull + "-serving"}, &serving)).To(Succeed())
 		// The schemas are really enforced: a Certificate the CRD does not allow is refused.
 		bad := serving.DeepCopy()
 		bad.ObjectMeta = objectMeta(ns, "bad")
 		bad.Spec.PrivateKey.Algorithm = "DSA"
 		Expect(c.client.Create(ctx, bad)).To(MatchError(ContainSubstring("spec.privateKey.algorithm")))
 
-		// Its default policy names no namespace: although nothing serves this release (no cert-manager here to
-		// issue its certificate), it blocks nothing.
-		_, err = createServiceAccount(ctx, "team-a", "while-cert-manager-release")
+		Eventually(func(g Gomega) {
+			var cert cmapi.Certificate
+			g.Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: serving.Name}, &cert)).To(Succeed())
+			g.Expect(cert.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", cmapi.CertificateConditionReady), HaveField("Status", cmmeta.ConditionTrue))))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed(), "cert-manager issues the chart's CA chain and serving certificate")
+		var secret corev1.Secret
+		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: cmFull + "-tls"}, &secret)).To(Succeed())
+		roots := x509.NewCertPool()
+		Expect(roots.AppendCertsFromPEM(secret.Data["ca.crt"])).To(BeTrue())
+		leaf, err := x509.ParseCertificate(pemBlock(secret.Data["tls.crt"]))
 		Expect(err).NotTo(HaveOccurred())
-		_, err = c.helm(ctx, "uninstall", "fiw-cm", "--namespace", ns, "--wait", "--timeout", "60s")
+		_, err = leaf.Verify(x509.VerifyOptions{DNSName: cmFull + "." + ns + ".svc", Roots: roots,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		Expect(err).NotTo(HaveOccurred(), "the serving certificate is signed by the chart's CA for the Service's name")
+		Eventually(func(g Gomega) {
+			sel := client.MatchingLabels{"app.kubernetes.io/instance": cmName}
+			var m admissionv1.MutatingWebhookConfigurationList
+			g.Expect(c.client.List(ctx, &m, sel)).To(Succeed())
+			var v admissionv1.ValidatingWebhookConfigurationList
+			g.Expect(c.client.List(ctx, &v, sel)).To(Succeed())
+			g.Expect(m.Items).To(HaveLen(1))
+			g.Expect(v.Items).To(HaveLen(1))
+			for _, w := range m.Items[0].Webhooks {
+				g.Expect(w.ClientConfig.CABundle).To(Equal(secret.Data["ca.crt"]), w.Name)
+			}
+			for _, w := range v.Items[0].Webhooks {
+				g.Expect(w.ClientConfig.CABundle).To(Equal(secret.Data["ca.crt"]), w.Name)
+			}
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed(), "cert-manager's CA injector fills every caBundle")
+		GinkgoWriter.Printf("cert-manager: certificate issued and caBundles injected %s after helm install\n",
+			time.Since(installed).Round(time.Millisecond))
+
+		// The API server trusts the injected CA: a replica serving cert-manager's certificate mutates through the Service.
+		Expect(c.ensureNamespace(ctx, tenantNS)).To(Succeed())
+		cmWebhook, err := startPod(ctx, c, img, ns, cmFull, filepath.Join(workdir, "pod-cert-manager"))
+		Expect(err).NotTo(HaveOccurred())
+		eventuallyMapped(ctx, tenantNS, keys.AnnotationIdentity, "tenants")
+		code, err := cmWebhook.stop(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(BeZero())
+		_, err = c.helm(ctx, "uninstall", cmName, "--namespace", ns, "--wait", "--timeout", "60s")
 		Expect(err).NotTo(HaveOccurred())
 	}, specTimeout)
 })
