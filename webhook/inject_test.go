@@ -144,3 +144,48 @@ func TestContainerWarningsAreBounded(t *testing.T) {
 		t.Errorf("patch %s: every container should be left untouched", resp.Patch)
 	}
 }
+
+// TestSovereignCloudsGetTheirEndpoints: an Azure identity's cloud decides AZURE_AUTHORITY_HOST (the Azure webhook's
+// getAzureAuthorityHost for its AZURE_ENVIRONMENT), and an AWS role in another partition is injected as it is.
+func TestSovereignCloudsGetTheirEndpoints(t *testing.T) {
+	p := parseInjectionPolicy(t)
+	tests := map[string]struct {
+		namespace, serviceAccount string
+		want                      map[string]string
+	}{
+		"an Azure US Government identity signs in at login.microsoftonline.us": {"azure", "options",
+			map[string]string{keys.EnvAzureAuthorityHost: "https://login.microsoftonline.us/",
+				keys.EnvAzureClientID: "00000000-0000-0000-0000-000000000002"}},
+		"an Azure identity without a cloud signs in at the public cloud": {"azure", "plain",
+			map[string]string{keys.EnvAzureAuthorityHost: "https://login.microsoftonline.com/"}},
+		"an AWS China role and region are injected as they are": {"aws", "options",
+			map[string]string{keys.EnvAWSRoleARN: "arn:aws-cn:iam::111122223333:role/options",
+				keys.EnvAWSRegion: "cn-north-1", keys.EnvAWSDefaultRegion: "cn-north-1"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pod := `{"metadata":{"name":"p"},"spec":{"serviceAccountName":"` + tc.serviceAccount +
+				`","containers":[{"name":"c"}]}}`
+			_, resp := ask(t, newFront(p, policy.ModeEnforce), PathMutatePod, podCreate(tc.namespace, pod))
+			var out struct {
+				Spec struct {
+					Containers []struct {
+						Env []struct{ Name, Value string } `json:"env"`
+					} `json:"containers"`
+				} `json:"spec"`
+			}
+			if err := json.Unmarshal(applyPatchBytes(t, []byte(pod), resp.Patch), &out); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, e := range out.Spec.Containers[0].Env {
+				got[e.Name] = e.Value
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}

@@ -220,7 +220,7 @@ type fileLead struct {
 	problem string
 }
 
-// what names the file in messages ("token file").
+// leadOf follows file through c's mounts to what reading it finds; what names the file in messages ("token file").
 func leadOf(c *containerView, vols []volumeView, file, what string) fileLead {
 	switch {
 	case !path.IsAbs(file):
