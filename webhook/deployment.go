@@ -27,11 +27,22 @@ func (s *Server) deployment(_ context.Context, p *policy.Policy, body []byte) (t
 func evaluateDeployment(p *policy.Policy, namespace string, d *deploymentView) verdict {
 	tmpl := &d.Spec.Template
 	m, mapped := p.IdentityFor(namespace, tmpl.Spec.serviceAccount())
-	if !mapped || m.Cloud != policy.CloudAzure || m.Identity.Injection == policy.InjectionFull {
+	want := PodTemplateLabels(m)
+	if !mapped || want == nil {
 		return verdict{}
 	}
-	want := map[string]string{keys.LabelAzureUse: "true"}
 	v := verdict{identity: m.Identity.Name, kind: "Deployment", namespace: namespace}
 	v.patch = setMetadata(nil, "/spec/template", tmpl.Metadata, nil, want)
 	return v
+}
+
+// PodTemplateLabels are the labels the Deployment webhook puts on the pod template of a Deployment whose
+// ServiceAccount is mapped to m: the Azure use label, which the Azure webhook selects pods by, when m is an Azure
+// identity the Azure webhook injects (not injection: full); none otherwise. evaluateDeployment sets them;
+// doctor reports Deployments that lack them.
+func PodTemplateLabels(m policy.Match) map[string]string {
+	if m.Cloud != policy.CloudAzure || m.Identity.Injection == policy.InjectionFull {
+		return nil
+	}
+	return map[string]string{keys.LabelAzureUse: "true"}
 }
