@@ -67,7 +67,8 @@ func inputs() (paths, error) {
 		helm:      env("HELM", filepath.Join(root, "bin", "helm")),
 		// cert-manager's controllers and CA injector, built by hack/cert-manager-bins.sh.
 		certManager: env("FIW_CERT_MANAGER_BIN", filepath.Join(root, "bin", "cert-manager")),
-		artifacts:   filepath.Join(root, "bin", "e2e"),
+		// One directory per run: the logs of the control plane and of every webhook process.
+		artifacts: filepath.Join(root, "bin", "e2e", fmt.Sprintf("run-%s-%d", time.Now().UTC().Format("20060102-150405"), os.Getpid())),
 	}
 	for need, target := range map[string]string{
 		filepath.Join(p.assets, "kube-apiserver"):          "envtest-bins",

@@ -21,6 +21,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -554,6 +555,9 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 			var rs appsv1.ReplicaSetList
 			g.Expect(c.client.List(ctx, &rs, client.InNamespace(releaseNS))).To(Succeed())
 			g.Expect(rs.Items).To(BeEmpty())
+			var slices discoveryv1.EndpointSliceList
+			g.Expect(c.client.List(ctx, &slices, client.InNamespace(releaseNS))).To(Succeed())
+			g.Expect(slices.Items).To(BeEmpty())
 		}).WithContext(ctx).Should(Succeed())
 	}, specTimeout)
 

@@ -374,6 +374,10 @@ func (p *pod) publish(ctx context.Context, ready bool) error {
 				discoveryv1.LabelServiceName: svc.Name,
 				discoveryv1.LabelManagedBy:   endpointSliceManager,
 			}
+			// Owned by its Service, as the EndpointSlice controller's are: the garbage collector removes it with the
+			// release.
+			slice.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name,
+				UID: svc.UID, Controller: ptr(true), BlockOwnerDeletion: ptr(true)}}
 			slice.AddressType = discoveryv1.AddressTypeIPv4
 			slice.Endpoints = []discoveryv1.Endpoint{{
 				Addresses:  []string{webhookIP},

@@ -12,7 +12,7 @@ import (
 
 func TestMatchConditionsCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := Execute(t.Context(), []string{"policy", "match-conditions", "--policy", "../../../webhook/testdata/policy.yaml"},
+	code := Execute(t.Context(), []string{"policy", "match-conditions", "--policy", "testdata/match-conditions.yaml"},
 		&stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -33,8 +33,8 @@ func TestMatchConditionsCommand(t *testing.T) {
 	}
 	full := got[conditions.WebhookPodsFullInjection]
 	if len(full) != 1 || !strings.Contains(full[0].Expression,
-		"request.namespace + '/' + sa in ['flux-system/image-automation-controller', 'flux-system/image-reflector-controller', 'flux-system/source-controller']") {
-		t.Errorf("the full-injection webhook's condition does not list the three full-injection pairs: %v", full)
+		"request.namespace + '/' + sa in ['flux-system/image-reflector-controller', 'flux-system/source-controller']") {
+		t.Errorf("the full-injection webhook's condition does not list the two full-injection pairs: %v", full)
 	}
 	if pods := got[conditions.WebhookPods]; len(pods) != 2 || pods[1].Expression != "!"+full[0].Expression {
 		t.Errorf("the fail-open pod webhook must exclude exactly the pods of the fail-closed one: %v", pods)
