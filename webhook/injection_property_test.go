@@ -152,6 +152,10 @@ func checkInjectedPod(t *testing.T, p *policy.Policy, ns string, pod *corev1.Pod
 		fail("evaluatePod: %v", err)
 	}
 	assertNoRemoveOrWholeListReplace(t, v.patch)
+	hand, err := appendPatch(nil, v.patch)
+	if std, _ := json.Marshal(v.patch); err != nil || string(hand) != string(std) {
+		fail("hand-encoded patch %s (%v) is not encoding/json's %s", hand, err, std)
+	}
 	enforced := false
 	for _, vi := range v.violations {
 		enforced = enforced || vi.mode == policy.ModeEnforce
