@@ -124,13 +124,13 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	c, err = startCluster(ctx, p, workdir)
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() {
-		if webhook != nil {
-			_, _ = webhook.stop(context.Background())
+	DeferCleanup(func(ctx SpecContext) {
+		if webhook != nil { // a spec failed while it ran
+			_, _ = webhook.stop(ctx)
 		}
 		Expect(c.stop()).To(Succeed())
 		GinkgoWriter.Printf("suite wall time %s\n", time.Since(started).Round(time.Millisecond))
-	})
+	}, NodeTimeout(time.Minute))
 	GinkgoWriter.Printf("control plane up after %s\n", time.Since(started).Round(time.Millisecond))
 }, NodeTimeout(3*time.Minute))
 
@@ -142,7 +142,7 @@ func writePolicy(name, content string) string {
 	return f
 }
 
-func install(ctx context.Context, policyFile string, extra ...string) {
+func install(ctx context.Context, policyFile string, extra ...string) string {
 	GinkgoHelper()
 	args := append([]string{"install", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
 		"--namespace", releaseNS, "--create-namespace",
@@ -150,8 +150,9 @@ func install(ctx context.Context, policyFile string, extra ...string) {
 		// The monitoring objects too: the API server validates them against the Prometheus operator's CRDs.
 		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
 		"--set", "metrics.grafanaDashboard.enabled=true"}, extra...)
-	_, err := c.helm(ctx, args...)
+	out, err := c.helm(ctx, args...)
 	Expect(err).NotTo(HaveOccurred())
+	return out
 }
 
 func startWebhook(ctx context.Context) {
@@ -262,7 +263,9 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 	)
 
 	It("installs the chart unmodified, with the certificates it generates, and the controllers roll out its Deployment", func(ctx SpecContext) {
-		install(ctx, writePolicy("policy-v1.yaml", policyV1))
+		notes := install(ctx, writePolicy("policy-v1.yaml", policyV1))
+		Expect(notes).To(ContainSubstring("only the namespaces the policy names are sent to the webhook"),
+			"the NOTES say how the policy and the webhooks' conditions change together")
 		var d appsv1.Deployment
 		Expect(c.client.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: fullname}, &d)).To(Succeed())
 		// kube-controller-manager turns the chart's Deployment into a ReplicaSet and two pods the API server
