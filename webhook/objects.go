@@ -55,8 +55,22 @@ type podSpecView struct {
 	Containers        []containerView `json:"-"`
 }
 
-// decodeLists decodes the volumes and containers; a nil list means the field is absent (or null).
+// decodeLists decodes the volumes and containers; a nil list means the field is absent (or null). listScanner reads
+// them unless they hold something only encoding/json may decide (listscan.go).
 func (s *podSpecView) decodeLists() error {
+	var ok [3]bool
+	s.Volumes, ok[0] = scanList(s.RawVolumes, (*listScanner).volume)
+	s.InitContainers, ok[1] = scanList(s.RawInitContainers, (*listScanner).container)
+	s.Containers, ok[2] = scanList(s.RawContainers, (*listScanner).container)
+	if ok == [3]bool{true, true, true} {
+		return nil
+	}
+	return s.decodeListsJSON()
+}
+
+// decodeListsJSON decodes the lists with encoding/json.
+func (s *podSpecView) decodeListsJSON() error {
+	s.Volumes, s.InitContainers, s.Containers = nil, nil, nil
 	for _, l := range []struct {
 		name string
 		raw  json.RawMessage
@@ -93,7 +107,7 @@ func (v *volumeView) UnmarshalJSON(b []byte) error {
 			if err := json.Unmarshal(raw, &v.Name); err != nil {
 				return err
 			}
-		case string(raw) == "null":
+		case string(raw) == "null", k == "": // an empty key names no source (and would make Kind depend on map order)
 		case v.Kind == "" || k < v.Kind:
 			v.Kind = k
 		}
