@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -44,6 +45,7 @@ const (
 	bodyCostFactor    = 3
 	budgetWait        = 2 * time.Second
 	defaultReadWindow = 10 * time.Second
+	firstBodyBuffer   = 64 << 10
 )
 
 // Server serves the admission handlers at their paths.
@@ -208,18 +210,31 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	writeReview(w, http.StatusOK, uid, resp)
 }
 
-// readBody reads a request body of at most limit bytes: into one buffer of the declared length when there is one
-// (the API server always declares it), else growing.
+// readBody reads a request body of at most limit bytes. A declared length sizes the buffer only as far as the body
+// arrives: one declared at megabytes and sent a byte at a time holds what was sent, not what was declared. A body of
+// up to firstBodyBuffer bytes, as the API server's reviews are, is read into one buffer of its length.
 func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
 	r := http.MaxBytesReader(w, req.Body, limit)
-	if n := req.ContentLength; n >= 0 {
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
+	n := req.ContentLength
+	if n < 0 {
+		return io.ReadAll(r)
+	}
+	body := make([]byte, 0, min(n, firstBodyBuffer))
+	for int64(len(body)) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, int(min(n, 2*int64(cap(body))))-len(body))
+		}
+		m, err := r.Read(body[len(body):min(int64(cap(body)), n)])
+		body = body[:len(body)+m]
+		switch {
+		case int64(len(body)) == n:
+		case err == io.EOF:
+			return nil, io.ErrUnexpectedEOF
+		case err != nil:
 			return nil, err
 		}
-		return body, nil
 	}
-	return io.ReadAll(r)
+	return body, nil
 }
 
 // refuse answers a request the front cannot take with a real status code and an error review.

@@ -37,6 +37,19 @@ func scanList[T any](raw []byte, read func(*listScanner, *T)) (list []T, ok bool
 	return list, !s.odd
 }
 
+// countElements counts the elements of a raw JSON array without reading them; anything but an array counts 0.
+func countElements(raw []byte) int {
+	s := &listScanner{b: raw}
+	n := 0
+	if s.peek() == '[' {
+		s.elements(func() {
+			n++
+			s.skip()
+		})
+	}
+	return n
+}
+
 func (s *listScanner) ws() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {

@@ -58,6 +58,10 @@ func TestListScannerMatchesEncodingJSON(t *testing.T) {
 		case ok && !sameLists(&scanned, &std):
 			t.Fatalf("views differ on %s\nscanner:       %+v\nencoding/json: %+v", spec, scanned, std)
 		}
+		if err == nil && (countElements(std.RawContainers) != len(std.Containers) ||
+			countElements(std.RawVolumes) != len(std.Volumes)) {
+			t.Fatalf("countElements disagrees with the decoded lengths on %s", spec)
+		}
 	}
 	for i, cloud := range []policy.Cloud{policy.CloudAWS, policy.CloudAzure, policy.CloudGCP} {
 		g := podgen.New(uint64(700+i), cloud)

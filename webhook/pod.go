@@ -46,19 +46,21 @@ func evaluatePod(p *policy.Policy, namespace string, pod *podView) (verdict, err
 	var inj *injection
 	switch {
 	case m.Identity.Injection == policy.InjectionFull:
-		if err := pod.Spec.decodeLists(); err != nil {
-			return verdict{}, err
-		}
 		var err error
 		if inj, err = newInjection(m, pod); err != nil {
 			return verdict{}, err
 		}
 		v.warnings, v.violations = inj.warnings, inj.violations
-		if n, size := len(pod.Spec.InitContainers)+len(pod.Spec.Containers), inj.containerBytes(); n*size > maxInjectionPatchBytes {
+		// Counted before anything is decoded: the views of a pod over the bound are never built.
+		n := countElements(pod.Spec.RawInitContainers) + countElements(pod.Spec.RawContainers)
+		if size := inj.containerBytes(); n*size > maxInjectionPatchBytes {
 			v.warnings = append(v.warnings, fitMessage(m.Identity.Name, fmt.Sprintf("pod has %d containers: injection "+
 				"would add about %d KiB, over the %d KiB bound; nothing was injected", n, n*size>>10, maxInjectionPatchBytes>>10)))
 			v.patch = setMetadata(nil, "", pod.Metadata, annotations, nil)
 			return v, nil
+		}
+		if err := pod.Spec.decodeLists(); err != nil {
+			return verdict{}, err
 		}
 		inj.plan(pod)
 		v.warnings = inj.warnings

@@ -3,10 +3,14 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -162,5 +166,54 @@ func TestReviewHandlerTurnsPanicsIntoErrors(t *testing.T) {
 				t.Errorf("panics counted %v times, want once", got)
 			}
 		})
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	big := strings.Repeat("x", 300<<10) // past firstBodyBuffer: the buffer grows
+	tests := map[string]struct {
+		body     io.Reader
+		declared int64
+		want     string
+		wantErr  error
+	}{
+		"declared and sent":            {body: strings.NewReader("{}"), declared: 2, want: "{}"},
+		"large, in small reads":        {body: iotest.HalfReader(strings.NewReader(big)), declared: int64(len(big)), want: big},
+		"chunked":                      {body: strings.NewReader(big), declared: -1, want: big},
+		"shorter than declared":        {body: strings.NewReader("{}"), declared: 3, wantErr: io.ErrUnexpectedEOF},
+		"large, shorter than declared": {body: strings.NewReader(big), declared: int64(len(big)) + 1, wantErr: io.ErrUnexpectedEOF},
+		"a read error":                 {body: iotest.ErrReader(errors.New("reset")), declared: 10, wantErr: errors.New("reset")},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", tc.body)
+			req.ContentLength = tc.declared
+			got, err := readBody(httptest.NewRecorder(), req, DefaultMaxRequestBytes)
+			if tc.wantErr != nil {
+				if err == nil || err.Error() != tc.wantErr.Error() {
+					t.Fatalf("error %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(tc.want))
+			}
+		})
+	}
+}
+
+// TestReadBodyHoldsWhatArrivedNotWhatWasDeclared: a body declared at the cap but ending after 1 KiB costs about what
+// arrived, not the 7 MiB it declared.
+func TestReadBodyHoldsWhatArrivedNotWhatWasDeclared(t *testing.T) {
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", strings.NewReader(strings.Repeat(" ", 1<<10)))
+	req.ContentLength = DefaultMaxRequestBytes
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := readBody(httptest.NewRecorder(), req, DefaultMaxRequestBytes); err == nil {
+		t.Fatal("a body shorter than declared was read without error")
+	}
+	runtime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 2*firstBodyBuffer {
+		t.Errorf("allocated %d bytes for 1 KiB that arrived, want at most %d", allocated, 2*firstBodyBuffer)
 	}
 }
