@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/base64"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -176,6 +177,8 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return appendList(b, v, appendVolumeMount)
 	case corev1.VolumeMount:
 		return appendVolumeMount(b, v)
+	case []corev1.Volume:
+		return appendList(b, v, appendVolume)
 	}
 	raw, err := json.Marshal(v)
 	return append(b, raw...), err
@@ -260,4 +263,105 @@ func appendVolumeMount(b []byte, m corev1.VolumeMount) ([]byte, error) {
 		b = appendString(b, m.SubPathExpr)
 	}
 	return append(b, '}'), nil
+}
+
+// appendVolume writes the volumes full injection adds, projections of ServiceAccount tokens and downward API files, by
+// hand; any other volume, or one with a field those never set, goes through encoding/json.
+func appendVolume(b []byte, v corev1.Volume) ([]byte, error) {
+	if !tokenProjectionOnly(v) {
+		raw, err := json.Marshal(v)
+		return append(b, raw...), err
+	}
+	b = append(b, `{"name":`...)
+	b = appendString(b, v.Name)
+	b = append(b, `,"projected":{"sources":`...)
+	b, _ = appendList(b, v.Projected.Sources, appendProjection)
+	if m := v.Projected.DefaultMode; m != nil {
+		b = append(b, `,"defaultMode":`...)
+		b = strconv.AppendInt(b, int64(*m), 10)
+	}
+	return append(b, "}}"...), nil
+}
+
+func appendProjection(b []byte, p corev1.VolumeProjection) ([]byte, error) {
+	if t := p.ServiceAccountToken; t != nil {
+		b = append(b, `{"serviceAccountToken":{`...)
+		if t.Audience != "" {
+			b = append(b, `"audience":`...)
+			b = appendString(b, t.Audience)
+			b = append(b, ',')
+		}
+		if t.ExpirationSeconds != nil {
+			b = append(b, `"expirationSeconds":`...)
+			b = strconv.AppendInt(b, *t.ExpirationSeconds, 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"path":`...)
+		b = appendString(b, t.Path)
+		return append(b, "}}"...), nil
+	}
+	b = append(b, `{"downwardAPI":{`...)
+	if items := p.DownwardAPI.Items; len(items) > 0 {
+		b = append(b, `"items":[`...)
+		for i, f := range items {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"path":`...)
+			b = appendString(b, f.Path)
+			if r := f.FieldRef; r != nil {
+				b = append(b, `,"fieldRef":{`...)
+				if r.APIVersion != "" {
+					b = append(b, `"apiVersion":`...)
+					b = appendString(b, r.APIVersion)
+					b = append(b, ',')
+				}
+				b = append(b, `"fieldPath":`...)
+				b = appendString(b, r.FieldPath)
+				b = append(b, '}')
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, "}}"...), nil
+}
+
+// tokenProjectionOnly reports whether v is a projected volume whose every set field appendVolume writes: each source
+// one ServiceAccount token or downward API files read from fields.
+func tokenProjectionOnly(v corev1.Volume) bool {
+	p := v.Projected
+	if p == nil || !zeroBut(v.VolumeSource, func(s *corev1.VolumeSource) { s.Projected = nil }) ||
+		!zeroBut(*p, func(p *corev1.ProjectedVolumeSource) { p.Sources, p.DefaultMode = nil, nil }) {
+		return false
+	}
+	for _, src := range p.Sources {
+		switch {
+		case src.ServiceAccountToken != nil:
+			if !zeroBut(src, func(s *corev1.VolumeProjection) { s.ServiceAccountToken = nil }) ||
+				!zeroBut(*src.ServiceAccountToken, func(t *corev1.ServiceAccountTokenProjection) {
+					t.Audience, t.ExpirationSeconds, t.Path = "", nil, ""
+				}) {
+				return false
+			}
+		case src.DownwardAPI != nil:
+			if !zeroBut(src, func(s *corev1.VolumeProjection) { s.DownwardAPI = nil }) {
+				return false
+			}
+			for _, f := range src.DownwardAPI.Items {
+				if !zeroBut(f, func(f *corev1.DownwardAPIVolumeFile) { f.Path, f.FieldRef = "", nil }) {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// zeroBut reports whether v is the zero value once clear has zeroed the fields the caller writes.
+func zeroBut[T any](v T, clear func(*T)) bool {
+	clear(&v)
+	return reflect.ValueOf(v).IsZero()
 }

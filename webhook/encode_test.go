@@ -105,6 +105,46 @@ func TestAppendPatchMatchesEncodingJSON(t *testing.T) {
 		}
 		return m
 	}
+	// volume is a token volume as full injection adds one, sometimes with downward API files (GCP) or with a field it
+	// never sets, which the encoder must hand to encoding/json.
+	volume := func() corev1.Volume {
+		v := tokenVolume(str(), r.Int64(), str())
+		v.Name = str()
+		p := v.Projected
+		if r.IntN(4) == 0 {
+			p.DefaultMode = nil
+		}
+		if r.IntN(4) == 0 {
+			p.Sources[0].ServiceAccountToken.ExpirationSeconds = nil
+		}
+		if r.IntN(2) == 0 {
+			file := corev1.DownwardAPIVolumeFile{Path: str(), FieldRef: &corev1.ObjectFieldSelector{FieldPath: str()}}
+			if r.IntN(3) == 0 {
+				file.FieldRef.APIVersion = str()
+			}
+			if r.IntN(5) == 0 {
+				file.FieldRef = nil
+			}
+			items := []corev1.DownwardAPIVolumeFile{file}
+			if r.IntN(5) == 0 {
+				items = nil
+			}
+			p.Sources = append(p.Sources, corev1.VolumeProjection{DownwardAPI: &corev1.DownwardAPIProjection{Items: items}})
+		}
+		switch r.IntN(12) {
+		case 0:
+			p.DefaultUser = ptr.To[int64](1000)
+		case 1:
+			p.Sources = append(p.Sources, corev1.VolumeProjection{ConfigMap: &corev1.ConfigMapProjection{}})
+		case 2:
+			v.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		case 3:
+			p.Sources[0].ServiceAccountToken.User = ptr.To[int64](7)
+		case 4:
+			p.Sources = nil
+		}
+		return v
+	}
 	values := []func() any{
 		func() any { return nil },
 		func() any { return str() },
@@ -115,7 +155,8 @@ func TestAppendPatchMatchesEncodingJSON(t *testing.T) {
 		func() any { return []corev1.EnvVar(nil) },
 		func() any { return mount() },
 		func() any { return []corev1.VolumeMount{mount()} },
-		func() any { return []corev1.Volume{tokenVolume(str(), r.Int64(), str())} },
+		func() any { return []corev1.Volume{volume()} },
+		func() any { return []corev1.Volume{volume(), volume()} },
 	}
 	for i := range 5000 {
 		var ops []jsonpatch.Operation

@@ -226,7 +226,7 @@ func numberedNames(base string) func(int) string {
 
 // containerBytes is about how much one container's share of the patch (its env and mount) encodes to.
 func (inj *injection) containerBytes() int {
-	b, _ := json.Marshal(inj.env(&containerView{}))
+	b, _ := appendList(nil, inj.env(&containerView{}), appendEnvVar)
 	return len(b) + len(filesOf[inj.want.Cloud].mountPath) + 63 + 160 // + the volume name, the operations and fields
 }
 
