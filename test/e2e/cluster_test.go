@@ -272,3 +272,21 @@ func (c *cluster) ensureNamespace(ctx context.Context, name string) error {
 	}
 	return err
 }
+
+// settle waits until kube-controller-manager has given each namespace its default ServiceAccount. Creating a
+// namespace sends the webhook a request later, from that controller, so a spec that counts the webhook's decisions
+// waits for the earlier specs' namespaces first instead of counting their requests as its own.
+func (c *cluster) settle(ctx context.Context, namespaces ...string) error {
+	return poll(ctx, time.Minute, func() (bool, error) {
+		for _, ns := range namespaces {
+			err := c.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "default"}, &corev1.ServiceAccount{})
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+}

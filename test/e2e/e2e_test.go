@@ -361,6 +361,8 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 
 	It("never sends the webhook a request from a namespace the policy does not name", func(ctx SpecContext) {
 		Expect(c.ensureNamespace(ctx, "apps")).To(Succeed())
+		// The earlier specs' namespaces get their default ServiceAccounts asynchronously, through the webhook.
+		Expect(c.settle(ctx, "flux-system", "team-a", "apps")).To(Succeed())
 		before := allDecisions(ctx)
 		_, err := createServiceAccount(ctx, "apps", "flux-source")
 		Expect(err).NotTo(HaveOccurred())

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,17 +58,7 @@ func (c *cluster) helm(ctx context.Context, args ...string) (string, error) {
 
 // metrics scrapes the emulated replica's metrics port, as Prometheus would through the metrics Service.
 func metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+webhookIP+":8080/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(resp.Body)
+	return harness.Scrape(ctx, "http://"+webhookIP+":8080/metrics")
 }
 
 // metricValue is the sum of the samples of name whose labels include the given ones.

@@ -315,7 +315,12 @@ func ReadWebhookConfigurations(path string) ([]*admissionv1.MutatingWebhookConfi
 
 // Metrics scrapes the server's /metrics endpoint.
 func (e *Env) Metrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.MetricsURL, nil)
+	return Scrape(ctx, e.MetricsURL)
+}
+
+// Scrape reads a Prometheus text endpoint.
+func Scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
