@@ -173,12 +173,20 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return appendList(b, v, appendEnvVar)
 	case corev1.EnvVar:
 		return appendEnvVar(b, v)
+	case *corev1.EnvVar:
+		return appendEnvVar(b, *v)
 	case []corev1.VolumeMount:
 		return appendList(b, v, appendVolumeMount)
 	case corev1.VolumeMount:
 		return appendVolumeMount(b, v)
+	case *corev1.VolumeMount:
+		return appendVolumeMount(b, *v)
 	case []corev1.Volume:
 		return appendList(b, v, appendVolume)
+	case corev1.Volume:
+		return appendVolume(b, v)
+	case *corev1.Volume:
+		return appendVolume(b, *v)
 	}
 	raw, err := json.Marshal(v)
 	return append(b, raw...), err

@@ -157,6 +157,11 @@ func TestAppendPatchMatchesEncodingJSON(t *testing.T) {
 		func() any { return []corev1.VolumeMount{mount()} },
 		func() any { return []corev1.Volume{volume()} },
 		func() any { return []corev1.Volume{volume(), volume()} },
+		// appendToArray appends one item at a time, boxed as a pointer.
+		func() any { e := env(); return &e },
+		func() any { m := mount(); return &m },
+		func() any { return volume() },
+		func() any { v := volume(); return &v },
 	}
 	for i := range 5000 {
 		var ops []jsonpatch.Operation

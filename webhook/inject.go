@@ -416,7 +416,7 @@ func (inj *injection) patch(ops []jsonpatch.Operation, pod *podView) []jsonpatch
 			list, views = "/spec/initContainers", pod.Spec.InitContainers
 		}
 		c := &views[ci.index]
-		base := fmt.Sprintf("%s/%d", list, ci.index)
+		base := list + "/" + strconv.Itoa(ci.index)
 		ops = appendToArray(ops, base+"/env", c.Env != nil, ci.env)
 		if ci.mount != nil {
 			ops = appendToArray(ops, base+"/volumeMounts", c.VolumeMounts != nil, []corev1.VolumeMount{*ci.mount})

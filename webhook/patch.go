@@ -70,8 +70,10 @@ func appendToArray[T any](ops []jsonpatch.Operation, path string, exists bool, i
 	if !exists {
 		return append(ops, jsonpatch.NewOperation("add", path, items))
 	}
-	for _, it := range items {
-		ops = append(ops, jsonpatch.NewOperation("add", path+"/-", it))
+	end := path + "/-"
+	for i := range items {
+		// A pointer: boxing a value would copy every item to the heap; the patch encodes both alike.
+		ops = append(ops, jsonpatch.NewOperation("add", end, &items[i]))
 	}
 	return ops
 }
