@@ -3,10 +3,16 @@
 // settings, on loopback. It posts realistic AdmissionReviews over TLS keep-alive at several concurrencies, bounded by
 // request count and time, and reports throughput, latency percentiles, errors, server CPU per 10k requests and peak
 // RSS, with each figure's ratio to the floor. Servers run pinned to CPU 0 and the client to CPU 1 when taskset exists.
+//
+// The three servers run at once (idle but for the one under load) and each measurement loads them one after another,
+// in a rotating order, for several rounds; the report keeps each server's median round. Measuring one server after
+// the other for minutes each made the ratios follow the machine's speed drifting on a shared host (the same build
+// measured 0.53x and 0.71x the floor an hour apart).
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -40,6 +46,7 @@ type options struct {
 	requests             int
 	maxDuration          time.Duration
 	concurrency          []int
+	rounds               int
 	entries              int
 	pin                  bool
 }
@@ -51,7 +58,8 @@ func main() {
 	flag.StringVar(&o.floorBin, "floor-bin", "bin/perf-floor", "floor servers binary (test/perf/floor)")
 	flag.StringVar(&o.out, "out", "", "write the report (markdown) here as well as to stdout")
 	flag.IntVar(&o.requests, "requests", 20000, "requests per measurement (upper bound)")
-	flag.DurationVar(&o.maxDuration, "max-duration", 6*time.Second, "time per measurement (upper bound)")
+	flag.DurationVar(&o.maxDuration, "max-duration", 4*time.Second, "time per measurement round (upper bound)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per measurement, servers interleaved; the median round is reported")
 	flag.StringVar(&conc, "concurrency", "1,8,32", "comma-separated client concurrencies")
 	flag.IntVar(&o.entries, "policy-entries", 10000, "identity entries in the served policy")
 	flag.BoolVar(&o.pin, "pin", true, "pin servers to CPU 0 and this client to CPU 1 (needs taskset and 2 CPUs)")
@@ -62,6 +70,9 @@ func main() {
 			fatal(fmt.Errorf("bad concurrency %q", c))
 		}
 		o.concurrency = append(o.concurrency, n)
+	}
+	if o.rounds < 1 {
+		fatal(fmt.Errorf("bad rounds %d", o.rounds))
 	}
 	if err := run(o); err != nil {
 		fatal(err)
@@ -130,15 +141,54 @@ func run(o options) error {
 		{"flux-identity-webhook", []string{o.webhookBin, "serve", "--policy=" + policyFile, "--cert-dir=" + dir,
 			"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=error"}},
 	}
-	var results []result
-	peakRSS := map[string]int64{}
+	running := make([]*running, 0, len(servers))
+	defer func() {
+		for _, r := range running {
+			r.stop()
+		}
+	}()
 	for _, s := range servers {
-		rs, rss, err := measureServer(s, pool, scenarios, o, pinned)
+		r, err := start(s, pool, scenarios[0], slices.Max(o.concurrency), pinned)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		results = append(results, rs...)
-		peakRSS[s.name] = rss
+		running = append(running, r)
+	}
+	var results []result
+	for _, sc := range scenarios {
+		for _, c := range o.concurrency {
+			rounds := make([][]result, len(running))
+			for round := range o.rounds {
+				for i := range running {
+					k := (i + round) % len(running) // rotate who goes first
+					r, err := running[k].measure(sc, c, o)
+					if err != nil {
+						return fmt.Errorf("%s: %w", running[k].name, err)
+					}
+					rounds[k] = append(rounds[k], r)
+				}
+			}
+			for k, rs := range rounds {
+				r := median(rs)
+				results = append(results, r)
+				fmt.Fprintf(os.Stderr, "%-30s %-16s c=%-3d %8.0f req/s p99 %v errors %d (median of %d)\n",
+					running[k].name, sc.name, c, r.rps(), r.p99, r.errors, len(rs))
+			}
+		}
+	}
+	peakRSS := map[string]int64{}
+	for _, r := range running {
+		peak, err := statusBytes(r.pid, "VmHWM:")
+		if err != nil {
+			return err
+		}
+		now, err := statusBytes(r.pid, "VmRSS:")
+		if err != nil {
+			return err
+		}
+		peakRSS[r.name] = peak
+		fmt.Fprintf(os.Stderr, "%s: peak RSS %.1f MiB, RSS after the run %.1f MiB\n", r.name,
+			float64(peak)/(1<<20), float64(now)/(1<<20))
 	}
 	report := renderReport(o, pinned, servers, scenarios, results, peakRSS)
 	fmt.Print(report)
@@ -148,10 +198,26 @@ func run(o options) error {
 	return nil
 }
 
-func measureServer(s server, pool *x509.CertPool, scs []scenario, o options, pinned bool) ([]result, int64, error) {
+// median is the round with the median throughput.
+func median(rs []result) result {
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.rps(), b.rps()) })
+	return sorted[len(sorted)/2]
+}
+
+// running is a started server.
+type running struct {
+	name   string
+	cmd    *exec.Cmd
+	pid    int
+	url    string
+	client *http.Client
+}
+
+func start(s server, pool *x509.CertPool, first scenario, conns int, pinned bool) (*running, error) {
 	port, err := freePort()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	args := append(slices.Clone(s.args), "--port="+strconv.Itoa(port))
 	if pinned {
@@ -160,51 +226,42 @@ func measureServer(s server, pool *x509.CertPool, scs []scenario, o options, pin
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}()
-	pid := cmd.Process.Pid // taskset execs the server, so this is the server's pid either way
-	url := fmt.Sprintf("https://127.0.0.1:%d", port)
-	client := newClient(pool, slices.Max(o.concurrency))
-	if err := waitReady(client, url+scs[0].path, scs[0].body); err != nil {
-		return nil, 0, err
+	// taskset execs the server, so this is the server's pid either way.
+	r := &running{name: s.name, cmd: cmd, pid: cmd.Process.Pid, url: fmt.Sprintf("https://127.0.0.1:%d", port),
+		client: newClient(pool, conns)}
+	if err := waitReady(r.client, r.url+first.path, first.body); err != nil {
+		r.stop()
+		return nil, err
 	}
-	var out []result
-	for _, sc := range scs {
-		for _, c := range o.concurrency {
-			// Warm up connections, caches and the GC before measuring.
-			if _, err := load(client, url+sc.path, sc.body, c, 300, 5*time.Second); err != nil {
-				return nil, 0, err
-			}
-			cpuBefore, err := processCPU(pid)
-			if err != nil {
-				return nil, 0, err
-			}
-			r, err := load(client, url+sc.path, sc.body, c, o.requests, o.maxDuration)
-			if err != nil {
-				return nil, 0, err
-			}
-			cpuAfter, err := processCPU(pid)
-			if err != nil {
-				return nil, 0, err
-			}
-			r.server, r.scenario, r.concurrency, r.cpu = s.name, sc.name, c, cpuAfter-cpuBefore
-			out = append(out, r)
-			fmt.Fprintf(os.Stderr, "%-30s %-16s c=%-3d %8.0f req/s p99 %v errors %d\n",
-				s.name, sc.name, c, r.rps(), r.p99, r.errors)
-		}
+	return r, nil
+}
+
+func (r *running) stop() {
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	_ = r.cmd.Wait()
+}
+
+// measure warms the server up on the scenario, then loads it and takes the server's CPU time around the load.
+func (r *running) measure(sc scenario, c int, o options) (result, error) {
+	if _, err := load(r.client, r.url+sc.path, sc.body, c, 300, 5*time.Second); err != nil {
+		return result{}, err
 	}
-	peak, err := statusBytes(pid, "VmHWM:")
+	cpuBefore, err := processCPU(r.pid)
 	if err != nil {
-		return nil, 0, err
+		return result{}, err
 	}
-	now, err := statusBytes(pid, "VmRSS:")
-	fmt.Fprintf(os.Stderr, "%s: peak RSS %.1f MiB, RSS after the run %.1f MiB\n", s.name,
-		float64(peak)/(1<<20), float64(now)/(1<<20))
-	return out, peak, err
+	res, err := load(r.client, r.url+sc.path, sc.body, c, o.requests, o.maxDuration)
+	if err != nil {
+		return result{}, err
+	}
+	cpuAfter, err := processCPU(r.pid)
+	if err != nil {
+		return result{}, err
+	}
+	res.server, res.scenario, res.concurrency, res.cpu = r.name, sc.name, c, cpuAfter-cpuBefore
+	return res, nil
 }
 
 func newClient(pool *x509.CertPool, conns int) *http.Client {

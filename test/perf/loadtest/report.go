@@ -21,8 +21,9 @@ func renderReport(o options, pinned bool, servers []server, scs []scenario, rs [
 	} else {
 		b.WriteString("- not pinned (taskset or a second CPU missing): client and server share CPUs\n")
 	}
-	fmt.Fprintf(&b, "- per measurement: at most %d requests or %s after 300 warm-up requests; policy of %d entries\n\n",
-		o.requests, o.maxDuration, o.entries)
+	fmt.Fprintf(&b, "- per measurement: %d rounds, the servers interleaved in a rotating order, each round at most %d "+
+		"requests or %s after 300 warm-up requests; the median round is reported; policy of %d entries\n\n",
+		o.rounds, o.requests, o.maxDuration, o.entries)
 
 	floor := map[string]result{}
 	crAllow := map[string]result{}
