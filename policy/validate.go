@@ -56,6 +56,7 @@ func validate(f *File, now time.Time) (errs, warns findings) {
 	for i := range f.Identities {
 		validateIdentity(&f.Identities[i], fmt.Sprintf("identities[%d]", i), names, &errs)
 	}
+	oneRolePerName(f.Identities, &errs)
 	mandates := map[string]string{}
 	for i := range f.Mandates {
 		validateMandate(&f.Mandates[i], fmt.Sprintf("mandates[%d]", i), mandates, &errs, &warns)
@@ -308,4 +309,32 @@ func validTemplate(s, path string, errs *findings) bool {
 		return false
 	}
 	return true
+}
+
+// oneRolePerName refuses two role ARNs that differ only in the role's path. IAM keeps role names unique in an
+// account whatever the path (and compares them without case), so such ARNs cannot both exist: one entry names a role
+// that is not there, and `trust render` would write one role's trust policy twice. Templated ARNs are left to the
+// template rules.
+func oneRolePerName(ids []Identity, errs *findings) {
+	type first struct{ arn, path string }
+	seen := map[string]first{}
+	for i := range ids {
+		a := ids[i].AWS
+		if a == nil || strings.Contains(a.RoleARN, "{") || !roleARN.MatchString(a.RoleARN) {
+			continue
+		}
+		resource := a.RoleARN[strings.Index(a.RoleARN, ":role/")+len(":role/"):]
+		account := a.RoleARN[:strings.Index(a.RoleARN, ":role/")]
+		key := strings.ToLower(account + ":" + resource[strings.LastIndex(resource, "/")+1:])
+		path := fmt.Sprintf("identities[%d].aws.roleARN", i)
+		f, ok := seen[key]
+		if !ok {
+			seen[key] = first{a.RoleARN, path}
+			continue
+		}
+		if !strings.EqualFold(f.arn, a.RoleARN) {
+			errs.add(path, "%q and %q (%s) name one IAM role under two paths: role names are unique in an account "+
+				"whatever the path, so one of them does not exist", a.RoleARN, f.arn, f.path)
+		}
+	}
 }

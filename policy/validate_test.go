@@ -63,6 +63,15 @@ func TestParseRejects(t *testing.T) {
 			want: []wantProblem{{8, 7, "identities[0].aws.roleArn", `unknown field "roleArn" (did you mean "roleARN"?)`}},
 		},
 		{
+			name: "one IAM role name under two paths in one account is rejected at the second",
+			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, awsFlowFlux,
+				"  - name: tenants", "    namespaces: [team-a]", "    serviceAccounts: [flux-source]",
+				`    aws: {roleARN: "arn:aws:iam::111122223333:role/teams/Flux"}`),
+			want: []wantProblem{{11, 20, "identities[1].aws.roleARN", `"arn:aws:iam::111122223333:role/teams/Flux" and ` +
+				`"arn:aws:iam::111122223333:role/flux" (identities[0].aws.roleARN) name one IAM role under two paths: ` +
+				`role names are unique in an account whatever the path, so one of them does not exist`}},
+		},
+		{
 			name: "unknown top-level field is rejected at its key",
 			yaml: doc("apiVersion: fluxidentity.dev/v1alpha1", "kind: IdentityPolicy", "spec:", "  identities: []"),
 			want: []wantProblem{{3, 1, "spec", `unknown field "spec"`}},
@@ -773,6 +782,12 @@ func TestParseAccepts(t *testing.T) {
 			entries(entry("flux", "[flux-system]", "[source-controller]"))},
 		{"a leading document marker is fine",
 			"---\n" + entries(entry("flux", "[flux-system]", "[source-controller]"))},
+		{"one role shared by two entries, and one role name in two accounts, are accepted",
+			withHeader(nameFlux, nsFluxSystem, saSourceCtrl, awsFlowFlux,
+				"  - name: flux-helm", nsFluxSystem, "    serviceAccounts: [helm-controller]",
+				`    aws: {roleARN: "arn:aws:iam::111122223333:role/FLUX"}`,
+				"  - name: flux-other-account", nsFluxSystem, "    serviceAccounts: [kustomize-controller]",
+				`    aws: {roleARN: "arn:aws:iam::444455556666:role/teams/flux"}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
