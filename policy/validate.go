@@ -323,9 +323,9 @@ func oneRolePerName(ids []Identity, errs *findings) {
 		if a == nil || strings.Contains(a.RoleARN, "{") || !roleARN.MatchString(a.RoleARN) {
 			continue
 		}
-		resource := a.RoleARN[strings.Index(a.RoleARN, ":role/")+len(":role/"):]
+		// arn:PARTITION:iam::ACCOUNT:role/PATH/NAME: the account up to ":role/", the name after the last '/'.
 		account := a.RoleARN[:strings.Index(a.RoleARN, ":role/")]
-		key := strings.ToLower(account + ":" + resource[strings.LastIndex(resource, "/")+1:])
+		key := strings.ToLower(account + ":" + a.RoleARN[strings.LastIndex(a.RoleARN, "/")+1:])
 		path := fmt.Sprintf("identities[%d].aws.roleARN", i)
 		f, ok := seen[key]
 		if !ok {
