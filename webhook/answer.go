@@ -112,7 +112,7 @@ func (v *verdict) respond(server policy.Mode, count countedHandler) (*admissionv
 	}
 	if resp.Allowed && len(v.patch) > 0 {
 		patch, err := appendPatch(*buffers.get(256 * len(v.patch)), v.patch) // the front recycles it once written
-		if err != nil { // operations hold strings, maps and API types only: cannot happen
+		if err != nil {                                                      // operations hold strings, maps and API types only: cannot happen
 			return errorResponse(500, "encode patch: "+err.Error()), DecisionErrored
 		}
 		pt := admissionv1.PatchTypeJSONPatch
