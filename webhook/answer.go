@@ -111,8 +111,9 @@ func (v *verdict) respond(server policy.Mode, count countedHandler) (*admissionv
 		decision = DecisionPatched
 	}
 	if resp.Allowed && len(v.patch) > 0 {
-		patch, err := appendPatch(*buffers.get(256 * len(v.patch)), v.patch) // the front recycles it once written
-		if err != nil {                                                      // operations hold strings, maps and API types only: cannot happen
+		// The front recycles the patch's buffer once the answer is written.
+		patch, err := appendPatch(*buffers.get(256 * len(v.patch)), v.patch)
+		if err != nil { // operations hold strings, maps and API types only: cannot happen
 			return errorResponse(500, "encode patch: "+err.Error()), DecisionErrored
 		}
 		pt := admissionv1.PatchTypeJSONPatch
