@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 	"strconv"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -88,7 +89,7 @@ func awsInjection(m policy.Match, seconds int64, inj *injection) {
 	inj.volumeNames = numberedNames(keys.AWSTokenVolume)
 	tokenFile := filesOf[policy.CloudAWS].file
 	inj.env = func(c *containerView) []corev1.EnvVar {
-		var env []corev1.EnvVar
+		env := make([]corev1.EnvVar, 0, 5) // room for every variable below: one allocation per container
 		if !c.hasEnv(keys.EnvAWSRoleARN) && !c.hasEnv(keys.EnvAWSWebIdentityTokenFile) {
 			env = append(env, corev1.EnvVar{Name: keys.EnvAWSRoleARN, Value: m.RoleARN},
 				corev1.EnvVar{Name: keys.EnvAWSWebIdentityTokenFile, Value: tokenFile})
@@ -131,7 +132,7 @@ func azureInjection(m policy.Match, seconds int64, pod *podView, inj *injection)
 		{Name: keys.EnvAzureAuthorityHost, Value: cloud.AuthorityHost},
 	}
 	inj.env = func(c *containerView) []corev1.EnvVar {
-		var env []corev1.EnvVar
+		env := make([]corev1.EnvVar, 0, len(want))
 		for _, e := range want {
 			if !c.hasEnv(e.Name) {
 				env = append(env, e)
@@ -262,7 +263,10 @@ func (inj *injection) plan(pod *podView) {
 			}
 			ci := containerInjection{init: list.init, index: i, name: c.Name, env: inj.env(c)}
 			changed := *c
-			changed.Env = append(c.Env[:len(c.Env):len(c.Env)], envViews(ci.env)...)
+			changed.Env = slices.Grow(c.Env[:len(c.Env):len(c.Env)], len(ci.env))
+			for _, e := range ci.env {
+				changed.Env = append(changed.Env, envView{Name: e.Name, Value: e.Value})
+			}
 			file, literal, ok := changed.envValue(files.env)
 			why := ""
 			if ok && literal && file == files.file {
@@ -398,14 +402,6 @@ func sameToken(have, want *volumeView) bool {
 		return false
 	}
 	return reflect.DeepEqual(have.Projected.Sources, want.Projected.Sources)
-}
-
-func envViews(env []corev1.EnvVar) []envView {
-	out := make([]envView, len(env))
-	for i, e := range env {
-		out[i] = envView{Name: e.Name, Value: e.Value}
-	}
-	return out
 }
 
 // patch appends the operations that apply inj to pod: env and mounts per container, then the volume once.
