@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"reflect"
 	"slices"
@@ -238,12 +239,13 @@ func (inj *injection) plan(pod *podView) {
 	files := filesOf[inj.want.Cloud]
 	volume, exists := inj.chooseVolume(pod.Spec.Volumes)
 	inj.volume.Name = volume.Name
-	annotations := make(map[string]string, len(metaOf(pod.Metadata).Annotations)+len(inj.annotations))
-	for k, v := range metaOf(pod.Metadata).Annotations {
-		annotations[k] = v
-	}
-	for k, v := range inj.annotations {
-		annotations[k] = v
+	annotations := metaOf(pod.Metadata).Annotations // read only; copied when the patch adds annotations (GCP)
+	if len(inj.annotations) > 0 {
+		annotations = maps.Clone(annotations)
+		if annotations == nil {
+			annotations = make(map[string]string, len(inj.annotations))
+		}
+		maps.Copy(annotations, inj.annotations)
 	}
 	after := podView{Metadata: &objectMeta{Annotations: annotations}, Spec: podSpecView{
 		InitContainers: append([]containerView(nil), pod.Spec.InitContainers...),
