@@ -4,8 +4,8 @@
 package policy
 
 import (
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 )
 
 // APIVersion and Kind identify the policy file format.
@@ -188,11 +188,9 @@ const (
 	CloudGCP   Cloud = "gcp"
 )
 
-// Flux source kinds the validating webhook knows. A mandate without kinds covers all of them.
-var SourceKinds = []string{
-	sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind, sourcev1.HelmRepositoryKind, sourcev1.BucketKind,
-	imagev1.ImageRepositoryKind,
-}
+// Flux source kinds the validating webhook knows (the credential model's). A mandate without kinds covers all of
+// them.
+var SourceKinds = fluxauth.Kinds
 
 // ProviderGitHub is GitRepository's spec.provider for GitHub App authentication: the only secret-based scheme a
 // mandate's allowProviders can accept.

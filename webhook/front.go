@@ -149,7 +149,7 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if p := recover(); p != nil {
 			admissionmetrics.WebhookPanics.WithLabelValues().Inc()
 			r.count.inc(DecisionErrored)
-			r.srv.opts.Log.Error(fmt.Errorf("panic: %v", p), "admission handler panicked", "webhook", r.path)
+			r.srv.opts.Log.Error(fmt.Errorf("panic: %s", clip(fmt.Sprint(p))), "admission handler panicked", "webhook", r.path)
 			writeReview(w, http.StatusInternalServerError, uid, errorResponse(http.StatusInternalServerError,
 				"internal error while answering the request"))
 		}
@@ -208,7 +208,7 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	case err != nil:
 		r.count.inc(DecisionErrored)
-		r.srv.opts.Log.Error(err, "cannot evaluate the request", "webhook", r.path)
+		r.srv.opts.Log.Error(errors.New(clip(err.Error())), "cannot evaluate the request", "webhook", r.path)
 		writeReview(w, http.StatusOK, uid, errorResponse(http.StatusInternalServerError, err.Error()))
 		return
 	}

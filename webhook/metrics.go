@@ -1,8 +1,10 @@
 package webhook
 
 import (
+	"slices"
 	"sync"
 
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -82,8 +84,10 @@ func namespaceLabel(ns string) string {
 // boundedKind keeps the kinds the webhook answers for; anything else (a request can claim any kind) is invalid.
 func boundedKind(kind string) string {
 	switch kind {
-	case "ServiceAccount", "Pod", "Deployment", "Binding", "GitRepository", "OCIRepository", "HelmRepository", "Bucket",
-		"ImageRepository":
+	case "ServiceAccount", "Pod", "Deployment", "Binding":
+		return kind
+	}
+	if slices.Contains(fluxauth.Kinds, kind) {
 		return kind
 	}
 	return labelInvalid

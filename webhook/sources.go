@@ -57,7 +57,7 @@ func (s *Server) source(_ context.Context, p *policy.Policy, body []byte) (types
 			fields[i] = sv.Mandate + " " + sv.Field
 		}
 		s.opts.Log.Info("Flux source decision", "kind", d.Kind, "namespace", clip(d.Namespace), "name", clip(d.Name),
-			"operation", req.Operation, "violations", fields, "excepted", d.Exception != nil, "dryRun", req.dryRun())
+			"operation", clip(string(req.Operation)), "violations", fields, "excepted", d.Exception != nil, "dryRun", req.dryRun())
 	}
 	return req.UID, v, nil
 }
