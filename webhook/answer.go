@@ -163,8 +163,8 @@ func errorResponse(code int32, message string) *admissionv1.AdmissionResponse {
 }
 
 // fitMessage is the one message shape: "[rule] text", the first candidate that fits MaxMessageLength bytes, from the
-// most detailed; the last one is cut when even it does not fit (names and keys are ASCII, so cutting bytes cuts no
-// character). rule is a mandate's or an identity entry's name, or "ownership".
+// most detailed; the last one is cut, between characters, when even it does not fit. rule is a mandate's or an
+// identity entry's name, or "ownership".
 func fitMessage(rule string, candidates ...string) string {
 	prefix := "[" + rule + "] "
 	for _, c := range candidates {
@@ -173,7 +173,7 @@ func fitMessage(rule string, candidates ...string) string {
 		}
 	}
 	s := prefix + candidates[len(candidates)-1]
-	return s[:MaxMessageLength-3] + "..."
+	return cutUTF8(s, MaxMessageLength-3) + "..."
 }
 
 // withDetail is a message with an optional detail in parentheses, dropped first when it does not fit.

@@ -237,7 +237,8 @@ func (inj *injection) containerBytes() int {
 // the patch would leave it and leaves every container it does not hold for untouched, with a warning.
 func (inj *injection) plan(pod *podView) {
 	files := filesOf[inj.want.Cloud]
-	volume, exists := inj.chooseVolume(pod.Spec.Volumes)
+	vols := indexVolumes(pod.Spec.Volumes)
+	volume, exists := inj.chooseVolume(vols)
 	inj.volume.Name = volume.Name
 	annotations := metaOf(pod.Metadata).Annotations // read only; copied when the patch adds annotations (GCP)
 	if len(inj.annotations) > 0 {
@@ -272,7 +273,7 @@ func (inj *injection) plan(pod *podView) {
 			file, literal, ok := changed.envValue(files.env)
 			why := ""
 			if ok && literal && file == files.file {
-				why = inj.want.reach(c, pod.Spec.Volumes, annotations, file)
+				why = inj.want.reach(c, vols, annotations, file)
 			}
 			if why != "" && !c.hasMountAt(files.mountPath) {
 				ci.mount = &corev1.VolumeMount{Name: volume.Name, MountPath: files.mountPath, ReadOnly: true}
@@ -351,7 +352,7 @@ func (inj *injection) keepWhereInvariantHolds(problems []TokenProblem) {
 
 // chooseVolume names the token volume: the first candidate name the pod does not use, or that names a volume holding
 // exactly this token (then exists is true and nothing is added). A volume is never adopted by its name alone.
-func (inj *injection) chooseVolume(vols []volumeView) (view volumeView, exists bool) {
+func (inj *injection) chooseVolume(vols volumes) (view volumeView, exists bool) {
 	view = volumeView{Kind: "projected", Projected: &projectedView{DefaultMode: inj.volume.Projected.DefaultMode}}
 	for _, src := range inj.volume.Projected.Sources {
 		var p projectionView
@@ -377,13 +378,7 @@ func (inj *injection) chooseVolume(vols []volumeView) (view volumeView, exists b
 	}
 	for i := 0; ; i++ {
 		name := inj.volumeNames(i)
-		var have *volumeView
-		for j := range vols {
-			if vols[j].Name == name {
-				have = &vols[j]
-				break
-			}
-		}
+		have := vols.named(name)
 		view.Name = name
 		if have == nil {
 			return view, false

@@ -242,7 +242,7 @@ func checkEveryContainerAccountedFor(t *testing.T, fail func(string, ...any), be
 			value, literal, ok := a.envValue(files.env)
 			switch {
 			case ok && literal && value == files.file:
-				if why := want.reach(a, after.Spec.Volumes, annotations, value); why != "" {
+				if why := want.reach(a, indexVolumes(after.Spec.Volumes), annotations, value); why != "" {
 					fail("container %s reads %s, not the token (%s), and no warning says so", a.Name, value, why)
 				}
 			case ok: // its own token file elsewhere, or one only the kubelet resolves

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -76,9 +77,16 @@ func evaluatePodMetadata(namespace string, binding bool, old, new *objectMeta) v
 	if binding {
 		fix = ", not by a binding"
 	}
-	for _, k := range changed {
+	// A request can change any number of keys under the prefix: name a few, count the rest, so the denial and the
+	// log line stay short.
+	for _, k := range changed[:min(len(changed), maxContainerWarnings)] {
 		v.violations = append(v.violations, violation{ruleType: RuleOwnership, mode: policy.ModeEnforce,
 			message: fitMessage(RuleOwnership, "annotation "+clip(k)+" is set by the webhook at pod creation"+fix)})
+	}
+	if more := len(changed) - maxContainerWarnings; more > 0 {
+		v.violations = append(v.violations, violation{ruleType: RuleOwnership, mode: policy.ModeEnforce,
+			message: fitMessage(RuleOwnership, fmt.Sprintf("%d more %s annotations changed", more,
+				keys.OwnedPodAnnotationPrefix))})
 	}
 	return v
 }

@@ -2,12 +2,14 @@ package webhook
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -262,6 +264,49 @@ func TestChangedOwnedAnnotationsProperties(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(ab, want) {
 			t.Fatalf("case %d: %v -> %v gives %v, want %v", i, a, b, ab, want)
+		}
+	}
+}
+
+// A request can change any number of owned keys, or list any number of bad skip-containers entries: the answer names
+// maxContainerWarnings of them and counts the rest, and every message stays valid UTF-8 of bounded length.
+func TestAnswersNameAFewAndCountTheRest(t *testing.T) {
+	annotations := map[string]string{}
+	for i := range 20 {
+		annotations[fmt.Sprintf("%sk%02d", keys.OwnedPodAnnotationPrefix, i)] = "x"
+	}
+	v := evaluatePodMetadata("team-a", false, &objectMeta{}, &objectMeta{Annotations: annotations})
+	if len(v.violations) != maxContainerWarnings+1 ||
+		!strings.Contains(v.violations[maxContainerWarnings].message, "15 more") {
+		t.Errorf("changed owned keys: %d violations, last %q; want %d named and one counting 15 more",
+			len(v.violations), v.violations[len(v.violations)-1].message, maxContainerWarnings)
+	}
+
+	bad := strings.Repeat("a b;", 20) + "é" + strings.Repeat("é", 200) + " x"
+	for _, cloud := range []policy.Cloud{policy.CloudAWS, policy.CloudAzure} {
+		key := keys.AnnotationAWSSkipContainers
+		if cloud == policy.CloudAzure {
+			key = keys.AnnotationAzureSkipContainers
+		}
+		value := strings.ReplaceAll(bad, ";", map[policy.Cloud]string{policy.CloudAWS: ",", policy.CloudAzure: ";"}[cloud])
+		warnings := skipWarnings("flux", cloud, map[string]string{key: value})
+		if len(warnings) != maxContainerWarnings+1 || !strings.Contains(warnings[maxContainerWarnings], "16 more") {
+			t.Errorf("%s: %d warnings %q; want %d named and one counting 16 more", cloud, len(warnings), warnings,
+				maxContainerWarnings)
+		}
+	}
+}
+
+func TestMessagesAreCutBetweenCharacters(t *testing.T) {
+	for n := range 12 {
+		if got := cutUTF8("aé€😀bc", n); !utf8.ValidString(got) || len(got) > n {
+			t.Errorf("cutUTF8(%d) = %q", n, got)
+		}
+	}
+	long := strings.Repeat("€", 100)
+	for _, m := range []string{fitMessage("flux", long), short(long)} {
+		if !utf8.ValidString(m) || len(m) > MaxMessageLength {
+			t.Errorf("%q: %d bytes, valid UTF-8 %v", m, len(m), utf8.ValidString(m))
 		}
 	}
 }

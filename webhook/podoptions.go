@@ -84,12 +84,20 @@ func skipWarnings(identity string, cloud policy.Cloud, annotations map[string]st
 			key+" is not a list: no container is skipped")}
 	}
 	var warnings []string
+	bad := 0
 	for _, n := range names {
-		if n != "" && !containerName.MatchString(n) {
+		if n == "" || containerName.MatchString(n) {
+			continue
+		}
+		if bad++; bad <= maxContainerWarnings { // a request can list any number: name a few, count the rest
 			warnings = append(warnings, fitMessage(identity,
-				fmt.Sprintf("%s entry %q is not a container name: separate names with %s", key, n, sep),
+				fmt.Sprintf("%s entry %q is not a container name: separate names with %s", key, short(n), sep),
 				fmt.Sprintf("%s has an entry that is not a container name: separate names with %s", key, sep)))
 		}
+	}
+	if bad > maxContainerWarnings {
+		warnings = append(warnings, fitMessage(identity, fmt.Sprintf("%s has %d more entries that are not container names",
+			key, bad-maxContainerWarnings)))
 	}
 	return warnings
 }
@@ -116,7 +124,7 @@ func tokenSeconds(m policy.Match, annotations map[string]string) (seconds int64,
 		switch {
 		case err != nil:
 			warnings = append(warnings, fitMessage(name,
-				fmt.Sprintf("%s %q is not a number: the token lives %d s", keys.AnnotationAWSTokenExpiration, v, seconds),
+				fmt.Sprintf("%s %q is not a number: the token lives %d s", keys.AnnotationAWSTokenExpiration, short(v), seconds),
 				fmt.Sprintf("%s is not a number: the token lives %d s", keys.AnnotationAWSTokenExpiration, seconds)))
 		case n < keys.AWSMinTokenSeconds:
 			seconds = keys.AWSMinTokenSeconds
@@ -145,9 +153,9 @@ func tokenSeconds(m policy.Match, annotations map[string]string) (seconds int64,
 		if err != nil || n < keys.AzureMinTokenSeconds || n > keys.AzureMaxTokenSeconds {
 			violations = append(violations, violation{ruleType: RuleIdentity, rule: name, mode: m.Identity.Mode,
 				message: fitMessage(name,
-					fmt.Sprintf("%s %q is not %d..%d s: fix or remove it", keys.AnnotationAzureTokenExpiration, v,
+					fmt.Sprintf("%s %q is not %d..%d s: fix or remove it", keys.AnnotationAzureTokenExpiration, short(v),
 						keys.AzureMinTokenSeconds, keys.AzureMaxTokenSeconds),
-					fmt.Sprintf("%s %q is not %d..%d s", keys.AnnotationAzureTokenExpiration, v,
+					fmt.Sprintf("%s %q is not %d..%d s", keys.AnnotationAzureTokenExpiration, short(v),
 						keys.AzureMinTokenSeconds, keys.AzureMaxTokenSeconds),
 					fmt.Sprintf("%s is not %d..%d seconds: fix or remove it", keys.AnnotationAzureTokenExpiration,
 						keys.AzureMinTokenSeconds, keys.AzureMaxTokenSeconds))})

@@ -6,6 +6,7 @@ import (
 	"path"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -92,15 +93,14 @@ func tokenInvariant(before, after *podView, want TokenWant) []TokenProblem {
 		pod("the patch removed volumes")
 		return problems
 	}
-	names := make(map[string]bool, len(av))
+	vols := indexVolumes(av)
 	for i := range av {
 		if i < len(bv) && !reflect.DeepEqual(bv[i], av[i]) {
-			pod("the patch changed volume %s", bv[i].Name)
+			pod("the patch changed volume %s", short(bv[i].Name))
 		}
-		if names[av[i].Name] {
-			pod("two volumes are named %s", av[i].Name)
+		if vols.byName[av[i].Name] != i {
+			pod("two volumes are named %s", short(av[i].Name))
 		}
-		names[av[i].Name] = true
 	}
 	files := filesOf[want.Cloud]
 	annotations := metaOf(after.Metadata).Annotations
@@ -131,8 +131,8 @@ func tokenInvariant(before, after *podView, want TokenWant) []TokenProblem {
 			}
 			for j := len(b.VolumeMounts); j < len(a.VolumeMounts); j++ {
 				m := a.VolumeMounts[j]
-				if !names[m.Name] {
-					problem("the patch mounts volume %s, which the pod does not have", m.Name)
+				if vols.named(m.Name) == nil {
+					problem("the patch mounts volume %s, which the pod does not have", short(m.Name))
 				}
 				for k := range a.VolumeMounts {
 					if k != j && path.Clean(a.VolumeMounts[k].MountPath) == path.Clean(m.MountPath) {
@@ -147,7 +147,7 @@ func tokenInvariant(before, after *podView, want TokenWant) []TokenProblem {
 			case received && !literal:
 				problem("the patch set %s to a value the kubelet must resolve", files.env)
 			case ok && literal && (received || value == files.file):
-				if why := want.reach(a, av, annotations, value); why != "" {
+				if why := want.reach(a, vols, annotations, value); why != "" {
 					problem("%s", why)
 				}
 			}
@@ -158,7 +158,7 @@ func tokenInvariant(before, after *podView, want TokenWant) []TokenProblem {
 
 // reach says why file, read in container c of a pod with volumes vols and annotations, is not the wanted token (for
 // GCP: not a credential configuration for the wanted identity whose token file is the wanted token); "" when it is.
-func (w TokenWant) reach(c *containerView, vols []volumeView, annotations map[string]string, file string) string {
+func (w TokenWant) reach(c *containerView, vols volumes, annotations map[string]string, file string) string {
 	if w.Cloud != policy.CloudGCP {
 		return w.tokenProblem(leadOf(c, vols, file, "token file"))
 	}
@@ -179,7 +179,7 @@ func (w TokenWant) reach(c *containerView, vols []volumeView, annotations map[st
 		return fmt.Sprintf("annotation %s is not an external_account configuration for Google's STS",
 			keys.AnnotationGCPCredentialConfig)
 	case config.Audience != w.Audience:
-		return fmt.Sprintf("the credential configuration's audience is %q, not %q", config.Audience, w.Audience)
+		return fmt.Sprintf("the credential configuration's audience is %q, not %q", short(config.Audience), w.Audience)
 	case config.ServiceAccountImpersonationURL != keys.GCPImpersonationURL(w.GCPServiceAccount):
 		return "the credential configuration impersonates another Google service account than " + w.GCPServiceAccount
 	}
@@ -200,7 +200,7 @@ func (w TokenWant) tokenProblem(l fileLead) string {
 	}
 	switch {
 	case l.token.Audience != w.Audience:
-		return fmt.Sprintf("its token is for audience %q, not %q (volume %s)", l.token.Audience, w.Audience,
+		return fmt.Sprintf("its token is for audience %q, not %q (volume %s)", short(l.token.Audience), w.Audience,
 			short(l.volume.Name))
 	case seconds != w.ExpirationSeconds:
 		return fmt.Sprintf("its token lives %d s, not %d s (volume %s)", seconds, w.ExpirationSeconds,
@@ -221,7 +221,7 @@ type fileLead struct {
 }
 
 // leadOf follows file through c's mounts to what reading it finds; what names the file in messages ("token file").
-func leadOf(c *containerView, vols []volumeView, file, what string) fileLead {
+func leadOf(c *containerView, vols volumes, file, what string) fileLead {
 	switch {
 	case !path.IsAbs(file):
 		return fileLead{problem: "its " + what + " is not an absolute path"}
@@ -252,18 +252,13 @@ func leadOf(c *containerView, vols []volumeView, file, what string) fileLead {
 		return fileLead{problem: fmt.Sprintf("volume %s is mounted by subPath: a token there never refreshes",
 			short(mount.Name))}
 	}
-	l := fileLead{rel: strings.TrimPrefix(strings.TrimPrefix(file, best), "/")}
-	for i := range vols {
-		if vols[i].Name == mount.Name {
-			l.volume = &vols[i]
-		}
-	}
+	l := fileLead{rel: strings.TrimPrefix(strings.TrimPrefix(file, best), "/"), volume: vols.named(mount.Name)}
 	switch {
 	case l.volume == nil:
 		l.problem = fmt.Sprintf("its %s is on volume %s, which the pod does not have", what, short(mount.Name))
 	case l.volume.Projected == nil:
 		l.problem = fmt.Sprintf("its %s is on volume %s (%s), not a projected token", what, short(mount.Name),
-			l.volume.Kind)
+			short(l.volume.Kind))
 	case l.volume.Projected.DefaultMode != nil && *l.volume.Projected.DefaultMode&0o444 != 0o444:
 		l.problem = fmt.Sprintf("volume %s has defaultMode %#o: not every user can read it", short(mount.Name),
 			*l.volume.Projected.DefaultMode)
@@ -295,5 +290,43 @@ func short(name string) string {
 	if len(name) <= 40 {
 		return name
 	}
-	return name[:37] + "..."
+	return cutUTF8(name, 37) + "..."
+}
+
+// cutUTF8 is s cut to at most n bytes without splitting a character: mutation runs before validation, so a name in a
+// request may hold any UTF-8, and a warning must stay valid text.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// volumes is a pod's volumes with an index by name, so that following every container's mounts and choosing the
+// token volume's name cost one lookup each, however many volumes a request lists. A name listed twice (which the API
+// server refuses after admission) leads to its first volume.
+type volumes struct {
+	list   []volumeView
+	byName map[string]int
+}
+
+func indexVolumes(list []volumeView) volumes {
+	v := volumes{list: list, byName: make(map[string]int, len(list))}
+	for i := range list {
+		if _, seen := v.byName[list[i].Name]; !seen {
+			v.byName[list[i].Name] = i
+		}
+	}
+	return v
+}
+
+// named is the volume of that name, nil when the pod has none.
+func (v volumes) named(name string) *volumeView {
+	if i, ok := v.byName[name]; ok {
+		return &v.list[i]
+	}
+	return nil
 }
