@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"regexp"
+	"strconv"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -120,7 +121,7 @@ func decodeChunked(data []byte, keys []topKey, d *decoder, f *File) (ok bool) {
 				return false
 			}
 			for j, item := range n.Content {
-				d.value(item, k.key+"["+itoa(first+j)+"]", list.Index(first+j))
+				d.value(item, k.key+"["+strconv.Itoa(first+j)+"]", list.Index(first+j))
 			}
 		}
 	}
@@ -200,17 +201,4 @@ func shiftLines(n *yaml.Node, by int) {
 	for _, c := range n.Content {
 		shiftLines(c, by)
 	}
-}
-
-func itoa(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b [20]byte
-	p := len(b)
-	for ; i > 0; i /= 10 {
-		p--
-		b[p] = byte('0' + i%10)
-	}
-	return string(b[p:])
 }

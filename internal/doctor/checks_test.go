@@ -120,10 +120,6 @@ func TestCheckServiceAccountMetadata(t *testing.T) {
 }
 
 func TestCheckPod(t *testing.T) {
-	awsEnv := []corev1.EnvVar{{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::111122223333:role/flux"},
-		{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}}
-	azureEnv := []corev1.EnvVar{{Name: "AZURE_CLIENT_ID", Value: "00000000-0000-0000-0000-000000000001"},
-		{Name: "AZURE_FEDERATED_TOKEN_FILE", Value: "/var/run/secrets/azure/wi/token/azure-identity-token"}}
 	tests := map[string]struct {
 		sa          string
 		containers  []corev1.Container
@@ -142,7 +138,7 @@ func TestCheckPod(t *testing.T) {
 		"an AWS pod with an old role started before the change": {
 			sa: "source-controller", containers: []corev1.Container{{Name: "manager", Env: []corev1.EnvVar{
 				{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::111122223333:role/old"}}}},
-			wantProblem: "runs with AWS_ROLE_ARN=arn:aws:iam::111122223333:role/old in container manager, want arn:aws:iam::111122223333:role/flux",
+			wantProblem: `runs with AWS_ROLE_ARN="arn:aws:iam::111122223333:role/old" in container manager, want arn:aws:iam::111122223333:role/flux`,
 		},
 		"an AWS pod with the role but no token file has no token": {
 			sa: "source-controller", containers: []corev1.Container{{Name: "manager", Env: awsEnv[:1]}},

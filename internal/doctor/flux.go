@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -45,7 +46,7 @@ func (d *diagnosis) checkFlux(ctx context.Context) error {
 			if !ok {
 				continue
 			}
-			running, set := flagValue(args, flagDefaultServiceAccount)
+			running, set := flagValue(args, flagDefaultServiceAccount, false)
 			want := p.Spec.Flux.DefaultServiceAccount
 			switch {
 			case set && running != want:
@@ -80,7 +81,9 @@ func (d *diagnosis) checkFlux(ctx context.Context) error {
 			if !ok || len(tenants) == 0 {
 				continue
 			}
-			if v, set := flagValue(args, flagNoCrossNamespaceRefs); !set || v == "false" {
+			// pflag reads a boolean's value with strconv.ParseBool: 0, f, F, FALSE... are off too.
+			v, set := flagValue(args, flagNoCrossNamespaceRefs, true)
+			if on, err := strconv.ParseBool(v); !set || err != nil || !on {
 				d.notes = append(d.notes, fmt.Sprintf("%s/%s runs without --%s=true: a tenant's objects may use sources "+
 					"of other namespaces, flux-system's included", ns, name, flagNoCrossNamespaceRefs))
 			}
@@ -125,9 +128,9 @@ func controllerArgs(ctx context.Context, c client.Reader, ns, name string) ([]st
 	return nil, true, nil
 }
 
-// flagValue finds --name=value, --name value or a bare --name (then "true") in args; the last one wins, as with
-// pflag.
-func flagValue(args []string, name string) (string, bool) {
+// flagValue finds --name=value or --name value in args; the last one wins, as with pflag (spf13/pflag
+// FlagSet.parseLongArg). A boolean flag never takes the next argument: a bare --name is "true".
+func flagValue(args []string, name string, boolean bool) (string, bool) {
 	var value string
 	var set bool
 	for i, a := range args {
@@ -137,7 +140,7 @@ func flagValue(args []string, name string) (string, bool) {
 			value, set = strings.TrimPrefix(a, name+"="), true
 		case a == name:
 			value, set = "true", true
-			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			if !boolean && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
 				value = args[i+1]
 			}
 		}

@@ -19,19 +19,21 @@ func TestFlagValue(t *testing.T) {
 	tests := []struct {
 		args      []string
 		name      string
+		boolean   bool
 		wantValue string
 		wantSet   bool
 	}{
-		{[]string{"--events-addr=x", "--default-service-account=flux"}, flagDefaultServiceAccount, "flux", true},
-		{[]string{"--default-service-account", "flux", "--log-level=info"}, flagDefaultServiceAccount, "flux", true},
-		{[]string{"-default-service-account=a", "--default-service-account=b"}, flagDefaultServiceAccount, "b", true},
-		{[]string{"--no-cross-namespace-refs"}, flagNoCrossNamespaceRefs, "true", true},
-		{[]string{"--no-cross-namespace-refs=false"}, flagNoCrossNamespaceRefs, "false", true},
-		{[]string{"--default-service-account-other=x"}, flagDefaultServiceAccount, "", false},
-		{nil, flagDefaultServiceAccount, "", false},
+		{[]string{"--events-addr=x", "--default-service-account=flux"}, flagDefaultServiceAccount, false, "flux", true},
+		{[]string{"--default-service-account", "flux", "--log-level=info"}, flagDefaultServiceAccount, false, "flux", true},
+		{[]string{"-default-service-account=a", "--default-service-account=b"}, flagDefaultServiceAccount, false, "b", true},
+		{[]string{"--no-cross-namespace-refs"}, flagNoCrossNamespaceRefs, true, "true", true},
+		{[]string{"--no-cross-namespace-refs", "false"}, flagNoCrossNamespaceRefs, true, "true", true}, // not its value
+		{[]string{"--no-cross-namespace-refs=false"}, flagNoCrossNamespaceRefs, true, "false", true},
+		{[]string{"--default-service-account-other=x"}, flagDefaultServiceAccount, false, "", false},
+		{nil, flagDefaultServiceAccount, false, "", false},
 	}
 	for _, tc := range tests {
-		if v, set := flagValue(tc.args, tc.name); v != tc.wantValue || set != tc.wantSet {
+		if v, set := flagValue(tc.args, tc.name, tc.boolean); v != tc.wantValue || set != tc.wantSet {
 			t.Errorf("flagValue(%q, %s) = %q %v, want %q %v", tc.args, tc.name, v, set, tc.wantValue, tc.wantSet)
 		}
 	}

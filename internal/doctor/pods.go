@@ -91,8 +91,8 @@ func checkPod(pod *corev1.Pod, m policy.Match) (string, bool) {
 				return "runs without " + name + " in " + where + ": it started before its ServiceAccount " +
 					"was mapped, or no webhook injected it", true
 			case want != "" && have != want:
-				return fmt.Sprintf("runs with %s=%s in %s, want %s: it started before its ServiceAccount "+
-					"changed (or the ServiceAccount is wrong too)", name, have, where, want), true
+				return fmt.Sprintf("runs with %s=%q in %s, want %s: it started before its ServiceAccount "+
+					"changed, or its spec sets the variable itself", name, have, where, want), true
 			case fileVar != "":
 				if _, ok := envValue(c.Env, fileVar); !ok {
 					return "runs without " + fileVar + " in " + where + ": its token is not mounted", true
@@ -103,10 +103,12 @@ func checkPod(pod *corev1.Pod, m policy.Match) (string, bool) {
 	return "", false
 }
 
+// envValue is the value a process sees: when a name is listed twice the later entry wins (the kubelet's
+// kubecontainer.MakeEnvironmentVariables builds a map in list order), as webhook's containerView.envValue reads it.
 func envValue(env []corev1.EnvVar, name string) (string, bool) {
-	for _, e := range env {
-		if e.Name == name {
-			return e.Value, true
+	for i := len(env) - 1; i >= 0; i-- {
+		if env[i].Name == name {
+			return env[i].Value, true
 		}
 	}
 	return "", false

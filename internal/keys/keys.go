@@ -117,7 +117,8 @@ func AzureCloudNamed(name string) (AzureCloud, bool) {
 }
 
 // MaxTokenSeconds bounds a projected token's expirationSeconds: the API server refuses a pod whose token volume asks
-// for 2^32 seconds or more.
+// for more than 2^32 seconds (k8s.io/kubernetes pkg/apis/core/validation validateProjectionSources: "may not specify
+// a duration larger than 2^32 seconds").
 const MaxTokenSeconds int64 = 1 << 32
 
 // GCP: GKE Workload Identity, and Flux's annotation for workload identity federation outside GKE.

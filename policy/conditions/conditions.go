@@ -140,7 +140,7 @@ const (
 )
 
 func rankOf(ns, sa string) rank {
-	switch nsGlob, saGlob := isGlob(ns), isGlob(sa); {
+	switch nsGlob, saGlob := policy.IsGlob(ns), policy.IsGlob(sa); {
 	case !nsGlob && !saGlob:
 		return exactExact
 	case !nsGlob:
@@ -257,7 +257,7 @@ func saMatches(globs []string) string {
 
 func split(patterns []string) (names, globs []string) {
 	for _, p := range patterns {
-		if isGlob(p) {
+		if policy.IsGlob(p) {
 			globs = append(globs, p)
 		} else {
 			names = append(names, p)
@@ -271,8 +271,6 @@ func sortedUnique(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
 }
-
-func isGlob(p string) bool { return strings.ContainsAny(p, "*?") }
 
 // list is a CEL list of string literals.
 func list(items []string) string {

@@ -223,7 +223,7 @@ var _ = Describe("doctor against a live API server", func() {
 		Expect(f["fix"]).To(Equal("kubectl -n doctor-broken rollout restart deployment/source-controller"))
 
 		f = got[key{"pod", "helm-controller-x"}]
-		Expect(f["problem"]).To(ContainSubstring("runs with AWS_ROLE_ARN=arn:aws:iam::111122223333:role/old in container manager, want arn:aws:iam::111122223333:role/flux-doctor-broken"))
+		Expect(f["problem"]).To(ContainSubstring(`runs with AWS_ROLE_ARN="arn:aws:iam::111122223333:role/old" in container manager, want arn:aws:iam::111122223333:role/flux-doctor-broken`))
 		Expect(f["fix"]).To(HavePrefix("kubectl -n doctor-broken delete pod helm-controller-x"))
 
 		f = got[key{"deployment", "image-automation-controller"}]

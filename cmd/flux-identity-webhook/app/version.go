@@ -25,9 +25,6 @@ var (
 	commit  string
 )
 
-// VersionPackage is the import path the -X flags above name.
-const VersionPackage = "github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
-
 // BuildInfo says which build is running.
 type BuildInfo struct {
 	Version   string `json:"version"`
