@@ -461,6 +461,8 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 		eventuallyPod(ctx, web, func(corev1.Pod) bool { return true })
 		_, err := createServiceAccount(ctx, "outside", "release-sa")
 		Expect(err).NotTo(HaveOccurred(), "a Helm release creating a ServiceAccount there is not blocked")
+		Expect(c.client.Create(ctx, gitRepository("outside", "during-outage", true))).To(Succeed(),
+			"a Flux source there is never sent to the webhook")
 
 		By("a policy namespace fails closed, naming the webhook")
 		Expect(c.ensureNamespace(ctx, "team-outage")).To(Succeed())
