@@ -78,7 +78,7 @@ func FuzzParse(f *testing.F) {
 			id := &p.Spec.Identities[i]
 			for _, ns := range id.Namespaces {
 				for _, sa := range id.ServiceAccounts {
-					if isGlob(ns) || isGlob(sa) {
+					if IsGlob(ns) || IsGlob(sa) {
 						continue
 					}
 					if m, ok := p.IdentityFor(ns, sa); !ok || m.Identity != id {

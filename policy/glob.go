@@ -8,7 +8,10 @@ import (
 // Globs in namespace and ServiceAccount patterns know two wildcards: '*' (any run of characters, also none) and '?'
 // (exactly one character). Everything else matches itself.
 
-func isGlob(p string) bool { return strings.ContainsAny(p, "*?") }
+// IsGlob says whether a namespace or ServiceAccount pattern is a glob ('*' or '?') rather than an exact name. Tools
+// that read the cluster (doctor) and the matchConditions use it: an exact name can be missing from the cluster, a
+// glob stands for whatever exists.
+func IsGlob(p string) bool { return strings.ContainsAny(p, "*?") }
 
 // literalPrefix is the part of a pattern before its first wildcard; the glob index keys on it.
 func literalPrefix(p string) string {

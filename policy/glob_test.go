@@ -73,8 +73,8 @@ func TestGlobHelpers(t *testing.T) {
 		{"", false, ""},
 	}
 	for _, tt := range tests {
-		if got := isGlob(tt.pattern); got != tt.glob {
-			t.Errorf("isGlob(%q) = %v, want %v", tt.pattern, got, tt.glob)
+		if got := IsGlob(tt.pattern); got != tt.glob {
+			t.Errorf("IsGlob(%q) = %v, want %v", tt.pattern, got, tt.glob)
 		}
 		if got := literalPrefix(tt.pattern); got != tt.prefix {
 			t.Errorf("literalPrefix(%q) = %q, want %q", tt.pattern, got, tt.prefix)
@@ -249,7 +249,7 @@ func TestGlobIndex(t *testing.T) {
 func TestAmbiguityCheckFindsEveryOverlappingPair(t *testing.T) {
 	var globs []string
 	for _, p := range words("ab*?", 3) {
-		if isGlob(p) {
+		if IsGlob(p) {
 			globs = append(globs, p)
 		}
 	}
@@ -269,6 +269,14 @@ func TestAmbiguityCheckFindsEveryOverlappingPair(t *testing.T) {
 		}
 		if got := len(checkAmbiguity(f)); got != want {
 			t.Errorf("ServiceAccount %q: %d conflicts reported, %d pairs overlap", sa, got, want)
+		}
+	}
+}
+
+func TestIsGlob(t *testing.T) {
+	for pattern, want := range map[string]bool{"team-*": true, "team-?": true, "flux-system": false, "": false} {
+		if got := IsGlob(pattern); got != want {
+			t.Errorf("IsGlob(%q) = %v, want %v", pattern, got, want)
 		}
 	}
 }

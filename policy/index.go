@@ -32,7 +32,7 @@ type saIndex struct {
 }
 
 func (x *identityIndex) add(nsPattern, saPattern string, id *compiledIdentity) {
-	nsGlob, saGlob := isGlob(nsPattern), isGlob(saPattern)
+	nsGlob, saGlob := IsGlob(nsPattern), IsGlob(saPattern)
 	if !nsGlob && !saGlob {
 		if x.pairs == nil {
 			x.pairs = make(map[string]*compiledIdentity)
@@ -119,7 +119,7 @@ type patternIndex[T any] struct {
 }
 
 func (x *patternIndex[T]) add(pattern string, v T) {
-	if isGlob(pattern) {
+	if IsGlob(pattern) {
 		x.glob.add(pattern, v)
 		return
 	}
@@ -251,7 +251,7 @@ func ambiguities(f *File) (fs findings, compared int) {
 		for nsI, ns := range id.Namespaces {
 			for saI, sa := range id.ServiceAccounts {
 				t := tuple{entry: e, ns: ns, sa: sa, nsI: nsI, saI: saI}
-				switch nsGlob, saGlob := isGlob(ns), isGlob(sa); {
+				switch nsGlob, saGlob := IsGlob(ns), IsGlob(sa); {
 				case !nsGlob && !saGlob:
 					key := ns + "/" + sa
 					if prev, ok := exactExact[key]; ok {

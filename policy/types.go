@@ -5,7 +5,8 @@ package policy
 
 import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 )
 
 // APIVersion and Kind identify the policy file format.

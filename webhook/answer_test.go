@@ -1,25 +1,32 @@
 package webhook
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/internal/admissiontest"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/serviceaccounts"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/verdict"
 )
 
 func TestRespondAnswersEachViolationInItsMode(t *testing.T) {
-	vio := func(mode policy.Mode, msg string) violation {
-		return violation{ruleType: RuleMandate, rule: "m", mode: mode, message: msg}
+	vio := func(mode policy.Mode, msg string) verdict.Violation {
+		return verdict.Violation{RuleType: verdict.RuleMandate, Rule: "m", Mode: mode, Message: msg}
 	}
-	mixed := []violation{vio(policy.ModeEnforce, "e"), vio(policy.ModeWarn, "w"), vio(policy.ModeOff, "o")}
+	mixed := []verdict.Violation{vio(policy.ModeEnforce, "e"), vio(policy.ModeWarn, "w"), vio(policy.ModeOff, "o")}
 	patch := []jsonpatch.Operation{jsonpatch.NewOperation("add", "/metadata/labels", map[string]string{"a": "b"})}
 	tests := map[string]struct {
-		v            verdict
+		v            verdict.Verdict
 		server       policy.Mode
 		wantDecision string
 		wantDenial   string
@@ -27,45 +34,48 @@ func TestRespondAnswersEachViolationInItsMode(t *testing.T) {
 		wantPatch    bool
 	}{
 		"enforce denies with its messages; warn messages still come back as warnings; off says nothing": {
-			v: verdict{violations: mixed}, server: policy.ModeEnforce,
+			v: verdict.Verdict{Violations: mixed}, server: policy.ModeEnforce,
 			wantDecision: DecisionDenied, wantDenial: "e", wantWarnings: []string{"w"},
 		},
 		"the server-wide warn mode turns every denial into a warning with the same text": {
-			v: verdict{violations: mixed}, server: policy.ModeWarn,
+			v: verdict.Verdict{Violations: mixed}, server: policy.ModeWarn,
 			wantDecision: DecisionWarned, wantWarnings: []string{"e", "w"},
 		},
 		"an update that brings nothing new is reported as a warning, not denied": {
-			v: verdict{violations: mixed, unchanged: true}, server: policy.ModeEnforce,
+			v: verdict.Verdict{Violations: mixed, Unchanged: true}, server: policy.ModeEnforce,
 			wantDecision: DecisionWarned, wantWarnings: []string{"e", "w"},
 		},
 		"off violations alone admit silently but are a decision of their own": {
-			v: verdict{violations: []violation{vio(policy.ModeOff, "o")}}, server: policy.ModeEnforce,
+			v: verdict.Verdict{Violations: []verdict.Violation{vio(policy.ModeOff, "o")}}, server: policy.ModeEnforce,
 			wantDecision: DecisionUnenforced,
 		},
 		"a patch is applied, and a denial drops it": {
-			v: verdict{patch: patch}, server: policy.ModeEnforce, wantDecision: DecisionPatched, wantPatch: true,
+			v: verdict.Verdict{Patch: patch}, server: policy.ModeEnforce, wantDecision: DecisionPatched, wantPatch: true,
 		},
 		"a warned request keeps its patch": {
-			v: verdict{patch: patch, violations: []violation{vio(policy.ModeWarn, "w")}}, server: policy.ModeEnforce,
+			v: verdict.Verdict{Patch: patch, Violations: []verdict.Violation{vio(policy.ModeWarn, "w")}}, server: policy.ModeEnforce,
 			wantDecision: DecisionWarned, wantWarnings: []string{"w"}, wantPatch: true,
 		},
 		"a denied request carries no patch": {
-			v: verdict{patch: patch, violations: []violation{vio(policy.ModeEnforce, "e")}}, server: policy.ModeEnforce,
+			v: verdict.Verdict{Patch: patch, Violations: []verdict.Violation{vio(policy.ModeEnforce, "e")}}, server: policy.ModeEnforce,
 			wantDecision: DecisionDenied, wantDenial: "e",
 		},
 		"an advisory warning comes back in every mode": {
-			v: verdict{patch: patch, warnings: []string{"a"}}, server: policy.ModeEnforce,
+			v: verdict.Verdict{Patch: patch, Warnings: []string{"a"}}, server: policy.ModeEnforce,
 			wantDecision: DecisionWarned, wantWarnings: []string{"a"}, wantPatch: true,
 		},
 		"an exception is a decision of its own": {
-			v: verdict{excepted: true, mandates: []string{"m"}}, server: policy.ModeEnforce, wantDecision: DecisionExcepted,
+			v: verdict.Verdict{Excepted: true, Mandates: []string{"m"}}, server: policy.ModeEnforce, wantDecision: DecisionExcepted,
 		},
-		"a skipped request is skipped": {v: verdict{skipped: true}, server: policy.ModeEnforce, wantDecision: DecisionSkipped},
-		"nothing to do is allowed":     {v: verdict{}, server: policy.ModeEnforce, wantDecision: DecisionAllowed},
+		"a skipped request is skipped": {v: verdict.Verdict{Skipped: true}, server: policy.ModeEnforce, wantDecision: DecisionSkipped},
+		"nothing to do is allowed":     {v: verdict.Verdict{}, server: policy.ModeEnforce, wantDecision: DecisionAllowed},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			resp, decision := tc.v.respond(tc.server, newCountedHandler("test"))
+			resp, decision := respond(&tc.v, tc.server, newCountedHandler("test"))
+			if outcome := Outcome(&tc.v, tc.server); outcome != decision {
+				t.Errorf("Outcome says %q, the answer %q", outcome, decision)
+			}
 			if decision != tc.wantDecision || resp.AuditAnnotations[keys.AuditDecision] != tc.wantDecision {
 				t.Errorf("decision %q, audit %q, want %q", decision, resp.AuditAnnotations[keys.AuditDecision], tc.wantDecision)
 			}
@@ -81,24 +91,10 @@ func TestRespondAnswersEachViolationInItsMode(t *testing.T) {
 			if (len(resp.Patch) > 0) != tc.wantPatch || (tc.wantPatch && string(*resp.PatchType) != "JSONPatch") {
 				t.Errorf("patch = %s", resp.Patch)
 			}
-			if len(tc.v.violations) > 0 && resp.AuditAnnotations[keys.AuditRules] != "mandate:m" {
+			if len(tc.v.Violations) > 0 && resp.AuditAnnotations[keys.AuditRules] != "mandate:m" {
 				t.Errorf("rules annotation = %q", resp.AuditAnnotations[keys.AuditRules])
 			}
 		})
-	}
-}
-
-func TestFitMessage(t *testing.T) {
-	if m := fitMessage("x", withDetail("short rule: fix it", "detail")...); m != "[x] short rule: fix it (detail)" {
-		t.Errorf("a detail that fits is kept: %q", m)
-	}
-	long := strings.Repeat("d", 100)
-	if m := fitMessage("ownership", withDetail("annotation eks.amazonaws.com/role-arn is reserved: remove it", long)...); m != "[ownership] annotation eks.amazonaws.com/role-arn is reserved: remove it" {
-		t.Errorf("a detail that does not fit is dropped: %q", m)
-	}
-	m := fitMessage(strings.Repeat("e", 63), strings.Repeat("r", 200))
-	if len(m) != MaxMessageLength || !strings.HasSuffix(m, "...") {
-		t.Errorf("an overlong message is cut to %d bytes: %d %q", MaxMessageLength, len(m), m)
 	}
 }
 
@@ -131,7 +127,45 @@ func TestBoundedLabels(t *testing.T) {
 	if seen > maxNamespaceLabels {
 		t.Errorf("%d distinct namespaces became labels, cap %d", seen, maxNamespaceLabels)
 	}
-	if got := clip(strings.Repeat("n", 3<<20)); len(got) > maxLoggedBytes+20 {
-		t.Errorf("a 3 MB string is logged as %d bytes", len(got))
+}
+
+func TestServiceAccountViolationsAreCountedAndAudited(t *testing.T) {
+	p := admissiontest.FixturePolicy(t)
+	intruder := `{"metadata":{"name":"intruder-audit","annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::1:role/x"}}}`
+	tests := map[string]struct {
+		namespace    string
+		server       policy.Mode
+		wantMode     string
+		wantDecision string
+		wantAllowed  bool
+	}{
+		"enforce denies and counts as enforce":          {"flux-system", policy.ModeEnforce, "enforce", "denied", false},
+		"an audit-only server warns and counts as warn": {"flux-system", policy.ModeWarn, "warn", "warned", true},
+		"a warn namespace warns whatever the server":    {"team-b", policy.ModeEnforce, "warn", "warned", true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var sa serviceaccounts.View
+			if err := json.Unmarshal([]byte(intruder), &sa); err != nil {
+				t.Fatal(err)
+			}
+			counter := violations.WithLabelValues(tc.wantMode, "ServiceAccount", tc.namespace, verdict.RuleOwnership, "")
+			before := testutil.ToFloat64(counter)
+			v, err := serviceaccounts.Admit(p, &verdict.Request[serviceaccounts.View, verdict.None]{Namespace: tc.namespace,
+				Object: &sa}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, _ := respond(&v, tc.server, newCountedHandler("test"))
+			if resp.Allowed != tc.wantAllowed {
+				t.Errorf("allowed %v, want %v", resp.Allowed, tc.wantAllowed)
+			}
+			if got := testutil.ToFloat64(counter) - before; got != 1 {
+				t.Errorf("fluxidentity_violations_total{mode=%s} grew by %v, want 1", tc.wantMode, got)
+			}
+			if resp.AuditAnnotations[keys.AuditDecision] != tc.wantDecision || resp.AuditAnnotations[keys.AuditRules] != verdict.RuleOwnership {
+				t.Errorf("audit annotations %v, want decision %s and rules ownership", resp.AuditAnnotations, tc.wantDecision)
+			}
+		})
 	}
 }

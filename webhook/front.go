@@ -20,7 +20,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	admissionmetrics "sigs.k8s.io/controller-runtime/pkg/webhook/admission/metrics"
 
-	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/verdict"
 )
 
 // The HTTP front is the one road every request takes, in production, in `policy explain`, in the fuzz targets and in
@@ -57,15 +57,12 @@ type Server struct {
 	large  *semaphore.Weighted
 }
 
-// route is one handler behind the front.
+// route is one path behind the front, bound to its decision (routes.go).
 type route struct {
-	srv   *Server
-	path  string
-	count countedHandler
-	// decide decodes the review body once into the handler's view and decides. A *badRequest is a body that is no
-	// AdmissionReview (HTTP 400); a *badObject a review whose object the handler cannot read (a 400 result); any other
-	// error an evaluation failure (a 500 result).
-	decide func(ctx context.Context, p *policy.Policy, body []byte) (types.UID, verdict, error)
+	srv    *Server
+	path   string
+	count  countedHandler
+	decide decider
 }
 
 // badRequest is a body the handler cannot read.
@@ -84,7 +81,7 @@ func NewServer(o Options) *Server {
 	}
 	s := &Server{opts: o, routes: map[string]*route{},
 		small: semaphore.NewWeighted(smallPoolBytes), large: semaphore.NewWeighted(1)}
-	for path, decide := range s.deciders() {
+	for path, decide := range decisions {
 		s.routes[path] = &route{srv: s, path: path, count: newCountedHandler(path), decide: decide}
 	}
 	return s
@@ -149,7 +146,7 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if p := recover(); p != nil {
 			admissionmetrics.WebhookPanics.WithLabelValues().Inc()
 			r.count.inc(DecisionErrored)
-			r.srv.opts.Log.Error(fmt.Errorf("panic: %s", clip(fmt.Sprint(p))), "admission handler panicked", "webhook", r.path)
+			r.srv.opts.Log.Error(fmt.Errorf("panic: %s", verdict.Clip(fmt.Sprint(p))), "admission handler panicked", "webhook", r.path)
 			writeReview(w, http.StatusInternalServerError, uid, errorResponse(http.StatusInternalServerError,
 				"internal error while answering the request"))
 		}
@@ -161,7 +158,7 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		r.refuse(w, http.StatusUnsupportedMediaType, fmt.Errorf("content type %q: expected application/json",
-			clip(req.Header.Get("Content-Type"))))
+			verdict.Clip(req.Header.Get("Content-Type"))))
 		return
 	}
 	limit := r.srv.opts.MaxRequestBytes
@@ -195,9 +192,9 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	p := r.srv.opts.Policy.Current() // one policy version answers the whole request
-	uid, v, err := r.decide(req.Context(), p, body)
+	uid, v, err := r.decide(p, body, r.srv.now())
 	var bad *badRequest
-	var badObj *badObject
+	var badObj *verdict.BadObject
 	switch {
 	case errors.As(err, &bad):
 		r.refuse(w, http.StatusBadRequest, err)
@@ -208,11 +205,14 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	case err != nil:
 		r.count.inc(DecisionErrored)
-		r.srv.opts.Log.Error(errors.New(clip(err.Error())), "cannot evaluate the request", "webhook", r.path)
+		r.srv.opts.Log.Error(errors.New(verdict.Clip(err.Error())), "cannot evaluate the request", "webhook", r.path)
 		writeReview(w, http.StatusOK, uid, errorResponse(http.StatusInternalServerError, err.Error()))
 		return
 	}
-	resp, _ := v.respond(r.srv.opts.Mode, r.count)
+	if v.Log != nil {
+		r.srv.opts.Log.Info(v.Log.Message, v.Log.KeysAndValues...)
+	}
+	resp, _ := respond(&v, r.srv.opts.Mode, r.count)
 	writeReview(w, http.StatusOK, uid, resp)
 	if resp.Patch != nil {
 		patch := resp.Patch[:0]

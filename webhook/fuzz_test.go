@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -15,27 +14,27 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/internal/admissiontest"
 )
 
-// fuzzPaths are the handler paths, indexed by the fuzzer's path selector.
-var fuzzPaths = []string{PathMutateServiceAccount, PathMutatePod, PathMutateDeployment, PathValidateFluxSources}
+// fuzzPaths are the handler paths, indexed by the fuzzer's path selector (the seeds name them by index).
+var fuzzPaths = []string{routes.PathMutateServiceAccount, routes.PathMutatePod, routes.PathMutateDeployment,
+	routes.PathValidateFluxSources}
 
-// fuzzKinds are the kinds each path is registered for (the API server never sends another).
-var fuzzKinds = map[string][]metav1.GroupVersionKind{
-	PathMutateServiceAccount: {{Version: "v1", Kind: "ServiceAccount"}},
-	PathMutatePod:            {{Version: "v1", Kind: "Pod"}},
-	PathMutateDeployment:     {{Group: "apps", Version: "v1", Kind: "Deployment"}},
-	PathValidateFluxSources: {
-		{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"},
-		{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "OCIRepository"},
-		{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "HelmRepository"},
-		{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "Bucket"},
-		{Group: "image.toolkit.fluxcd.io", Version: "v1", Kind: "ImageRepository"},
-	},
-}
-
-const fuzzLimit = 16 << 10
+// fuzzKinds are the kinds each path is registered for (the API server never sends another), from the route table.
+var fuzzKinds = func() map[string][]metav1.GroupVersionKind {
+	kinds := map[string][]metav1.GroupVersionKind{}
+	for _, w := range routes.Webhooks {
+		for _, r := range w.Rules {
+			if r.Kind != "" && !slices.ContainsFunc(kinds[w.Path], func(k metav1.GroupVersionKind) bool { return k.Kind == r.Kind }) {
+				kinds[w.Path] = append(kinds[w.Path], metav1.GroupVersionKind{Group: r.Group, Version: r.Versions[0], Kind: r.Kind})
+			}
+		}
+	}
+	return kinds
+}()
 
 // FuzzReviewHandler posts arbitrary bodies to the HTTP front of every handler. Whatever the body, the answer is an
 // admission.k8s.io/v1 AdmissionReview with a response, the status is 200, 400 or 413, a 200 carries the request's
@@ -51,10 +50,10 @@ func FuzzReviewHandler(f *testing.F) {
 	f.Add(uint8(0), []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`))
 	f.Add(uint8(2), []byte(`[`))
 	f.Add(uint8(0), []byte(strings.Repeat(`{"a":`, 2000)))
-	f.Add(uint8(0), bytes.Repeat([]byte("x"), fuzzLimit+1))
+	f.Add(uint8(0), bytes.Repeat([]byte("x"), admissiontest.FuzzLimit+1))
 
-	front := NewServer(Options{Policy: fixedPolicy{loadFixturePolicy(f)}, Mode: policy.ModeEnforce,
-		MaxRequestBytes: fuzzLimit})
+	front := NewServer(Options{Policy: Fixed{Policy: admissiontest.FixturePolicy(f)}, Mode: policy.ModeEnforce,
+		MaxRequestBytes: admissiontest.FuzzLimit})
 	f.Fuzz(func(t *testing.T, path uint8, body []byte) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]
 		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, p, bytes.NewReader(body))
@@ -82,8 +81,8 @@ func FuzzReviewHandler(f *testing.F) {
 			if out.Response.Allowed {
 				t.Errorf("HTTP %d with an allowed response", rec.Code)
 			}
-			if rec.Code == http.StatusRequestEntityTooLarge && len(body) <= fuzzLimit {
-				t.Errorf("413 for %d bytes, under the %d byte cap", len(body), fuzzLimit)
+			if rec.Code == http.StatusRequestEntityTooLarge && len(body) <= admissiontest.FuzzLimit {
+				t.Errorf("413 for %d bytes, under the %d byte cap", len(body), admissiontest.FuzzLimit)
 			}
 		default:
 			t.Errorf("HTTP %d: want 200, 400 or 413", rec.Code)
@@ -116,7 +115,7 @@ func FuzzAdmissionRequest(f *testing.F) {
 	add(1, "CREATE", "flux-system", `{"spec":{"serviceAccountName":7}}`, ``)
 	add(0, "CREATE", "team-a", `null`, `[]`)
 
-	front := NewServer(Options{Policy: fixedPolicy{loadFixturePolicy(f)}, Mode: policy.ModeEnforce})
+	front := NewServer(Options{Policy: Fixed{Policy: admissiontest.FixturePolicy(f)}, Mode: policy.ModeEnforce})
 	f.Fuzz(func(t *testing.T, path, kind uint8, op, namespace string, object, old []byte) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]
 		kinds := fuzzKinds[p]
@@ -128,14 +127,14 @@ func FuzzAdmissionRequest(f *testing.F) {
 			string(k) + `,"namespace":` + string(ns) + `,"name":"fuzz","operation":` + string(operation) +
 			`,"dryRun":false` + rawField("object", object) + rawField("oldObject", old) + `}}`)
 		r := front.routes[p]
-		_, v, err := r.decide(context.WithoutCancel(t.Context()), front.opts.Policy.Current(), body)
+		_, v, err := r.decide(front.opts.Policy.Current(), body, front.now())
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatalf("refused without a reason")
 			}
 			return
 		}
-		resp, _ := v.respond(policy.ModeEnforce, r.count)
+		resp, _ := respond(&v, policy.ModeEnforce, r.count)
 		if !resp.Allowed {
 			if resp.Result == nil || resp.Result.Message == "" {
 				t.Fatalf("refused without a reason: %+v", resp)

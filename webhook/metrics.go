@@ -4,9 +4,10 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 )
 
 // Every label value comes from a bounded set: webhook paths, decisions, modes, kinds and rule types are fixed; rule
@@ -106,15 +107,4 @@ func isDNSLabel(s string) bool {
 		}
 	}
 	return true
-}
-
-// maxLoggedBytes caps a request-controlled string in a log line.
-const maxLoggedBytes = 256
-
-// clip shortens a request-controlled string for a log line.
-func clip(s string) string {
-	if len(s) <= maxLoggedBytes {
-		return s
-	}
-	return s[:maxLoggedBytes] + "...(truncated)"
 }

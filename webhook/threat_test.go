@@ -1,4 +1,4 @@
-package webhook
+package webhook_test
 
 import (
 	"encoding/json"
@@ -12,7 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/internal/admissiontest"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/webhooktest"
 )
 
 // threatPolicy gives two tenants of each cloud their own identity, a glob entry whose role is scoped to the namespace,
@@ -105,7 +109,7 @@ func TestThreats(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse the threat policy: %v", err)
 	}
-	front := NewServer(Options{Policy: fixedPolicy{p}, Mode: policy.ModeEnforce})
+	front := webhook.NewServer(webhook.Options{Policy: webhook.Fixed{Policy: p}, Mode: policy.ModeEnforce})
 
 	type attack struct {
 		path      string
@@ -127,17 +131,17 @@ func TestThreats(t *testing.T) {
 		want   outcome
 	}{
 		"tenant B puts tenant A's role ARN on its own mapped ServiceAccount: replaced by its own": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
 				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
 			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleB, keys.AnnotationIdentity: "tenant-b"}},
 		},
 		"tenant B puts tenant A's role ARN on an unmapped ServiceAccount: denied": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
 				object: threatServiceAccount("deployer", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
 			want: outcome{denied: keys.AnnotationAWSRoleARN + " is reserved"},
 		},
 		"tenant B swaps in tenant A's role ARN through an UPDATE of its mapped ServiceAccount: replaced": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Update, namespace: "team-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Update, namespace: "team-b",
 				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleA,
 					keys.AnnotationIdentity: "tenant-a"}, nil),
 				old: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleB,
@@ -145,55 +149,55 @@ func TestThreats(t *testing.T) {
 			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleB, keys.AnnotationIdentity: "tenant-b"}},
 		},
 		"tenant B puts tenant A's Azure client ID on its own mapped ServiceAccount: replaced by its own": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-b",
 				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAzureClientID: azA}, nil)},
 			want: outcome{result: map[string]string{keys.AnnotationAzureClientID: azB, "labels/" + keys.LabelAzureUse: "true"}},
 		},
 		"tenant B puts tenant A's Azure client ID on an unmapped ServiceAccount: denied": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-b",
 				object: threatServiceAccount("app", map[string]string{keys.AnnotationAzureClientID: azA}, nil)},
 			want: outcome{denied: keys.AnnotationAzureClientID + " is reserved"},
 		},
 		"tenant B puts tenant A's GSA on its own mapped ServiceAccount: replaced by its own": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "gcp-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "gcp-b",
 				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationGCPServiceAccount: gsaA}, nil)},
 			want: outcome{result: map[string]string{keys.AnnotationGCPServiceAccount: gsaB}},
 		},
 		"tenant B puts tenant A's GSA on an unmapped ServiceAccount: denied": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "gcp-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "gcp-b",
 				object: threatServiceAccount("app", map[string]string{keys.AnnotationGCPServiceAccount: gsaA}, nil)},
 			want: outcome{denied: keys.AnnotationGCPServiceAccount + " is reserved"},
 		},
 		"an AWS tenant adds another cloud's identity next to its own: denied as not granted": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
 				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationGCPServiceAccount: gsaA}, nil)},
 			want: outcome{denied: "is not granted by this identity"},
 		},
 		"a ServiceAccount named to match the glob gets its own namespace's templated role, never another's": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create,
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create,
 				namespace: "tenant-x", object: threatServiceAccount("flux-anything",
 					map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
 			want: outcome{result: map[string]string{keys.AnnotationIdentity: "self-service",
 				keys.AnnotationAWSRoleARN: "arn:aws:iam::111122223333:role/tenant-tenant-x"}},
 		},
 		"a ServiceAccount named like the glob in a namespace with only exact entries gets nothing and may not claim": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-a",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-a",
 				object: threatServiceAccount("flux-anything", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
 			want: outcome{denied: keys.AnnotationAWSRoleARN + " is reserved"},
 		},
 		"a namespace outside the policy is left alone: the cloud's trust policy, not the webhook, refuses it": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create,
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create,
 				namespace: "team-a-evil", object: threatServiceAccount("flux-source",
 					map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil)},
 			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleA}, absent: []string{keys.AnnotationIdentity}},
 		},
 		"setting azure.workload.identity/use to false on a mapped ServiceAccount does not dodge: set back to true": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-a",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "azure-a",
 				object: threatServiceAccount("flux-source", nil, map[string]string{keys.LabelAzureUse: "false"})},
 			want: outcome{result: map[string]string{"labels/" + keys.LabelAzureUse: "true", keys.AnnotationAzureClientID: azA}},
 		},
 		"setting azure.workload.identity/use to false on a pod does not dodge the Azure webhook: set back to true": {
-			attack: attack{path: PathMutatePod, kind: podKind, op: admissionv1.Create, namespace: "azure-a",
+			attack: attack{path: routes.PathMutatePod, kind: podKind, op: admissionv1.Create, namespace: "azure-a",
 				object: mustJSON(map[string]any{"metadata": map[string]any{"name": "p",
 					"labels": map[string]string{keys.LabelAzureUse: "false"}},
 					"spec": map[string]any{"serviceAccountName": "flux-source",
@@ -201,52 +205,52 @@ func TestThreats(t *testing.T) {
 			want: outcome{result: map[string]string{"labels/" + keys.LabelAzureUse: "true", keys.AnnotationIdentity: "azure-a"}},
 		},
 		"adding spec.secretRef to a compliant GitRepository through an UPDATE: denied": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Update, namespace: "team-a",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Update, namespace: "team-a",
 				object: threatGitRepository("app", map[string]any{"secretRef": secretRef()}),
 				old:    threatGitRepository("app", map[string]any{})},
 			want: outcome{denied: "no-static-git-credentials"},
 		},
 		"an UPDATE that leaves an existing secretRef as it was is warned, not denied (the object is not locked)": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Update, namespace: "team-a",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Update, namespace: "team-a",
 				object: threatGitRepository("app", map[string]any{"secretRef": secretRef(), "ref": map[string]any{
 					"branch": "next"}}),
 				old: threatGitRepository("app", map[string]any{"secretRef": secretRef()})},
 			want: outcome{warned: true},
 		},
 		"a GitRepository sent as v1beta2 with a secretRef: denied like v1": {
-			attack: attack{path: PathValidateFluxSources, kind: gitBeta, op: admissionv1.Create, namespace: "team-a",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitBeta, op: admissionv1.Create, namespace: "team-a",
 				object: strings.Replace(threatGitRepository("app", map[string]any{"secretRef": secretRef()}),
 					"source.toolkit.fluxcd.io/v1", "source.toolkit.fluxcd.io/v1beta2", 1)},
 			want: outcome{denied: "no-static-git-credentials"},
 		},
 		"a dry-run GitRepository with a secretRef: denied as if real": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-a",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-a",
 				object: threatGitRepository("app", map[string]any{"secretRef": secretRef()}), dryRun: true},
 			want: outcome{denied: "no-static-git-credentials"},
 		},
 		"a dry-run ServiceAccount claiming another tenant's role: answered exactly as if real": {
-			attack: attack{path: PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
+			attack: attack{path: routes.PathMutateServiceAccount, kind: saKind, op: admissionv1.Create, namespace: "team-b",
 				object: threatServiceAccount("flux-source", map[string]string{keys.AnnotationAWSRoleARN: roleA}, nil),
 				dryRun: true},
 			want: outcome{result: map[string]string{keys.AnnotationAWSRoleARN: roleB}},
 		},
 		"provider: github with a secretRef (a GitHub App key is still a static credential): denied": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-b",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-b",
 				object: threatGitRepository("app", map[string]any{"provider": "github", "secretRef": secretRef()})},
 			want: outcome{denied: "no-static-git-credentials"},
 		},
 		"a secretRef covered by an exception that expired yesterday: denied": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-a",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-a",
 				object: threatGitRepository("legacy-expired", map[string]any{"secretRef": secretRef()})},
 			want: outcome{denied: "no-static-git-credentials"},
 		},
 		"the same secretRef under an exception that expires tomorrow: admitted (the clock decides, not the name)": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-a",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-a",
 				object: threatGitRepository("legacy-active", map[string]any{"secretRef": secretRef()})},
 			want: outcome{},
 		},
 		"an exception for one tenant's object does not cover the same name in another tenant's namespace": {
-			attack: attack{path: PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-b",
+			attack: attack{path: routes.PathValidateFluxSources, kind: gitV1, op: admissionv1.Create, namespace: "team-b",
 				object: threatGitRepository("legacy-active", map[string]any{"secretRef": secretRef()})},
 			want: outcome{denied: "no-static-git-credentials"},
 		},
@@ -268,7 +272,7 @@ func TestThreats(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Name = meta.Metadata.Name
-			_, resp := ask(t, front, a.path, req)
+			_, resp := webhooktest.Ask(t, front, a.path, req)
 
 			if tc.want.denied != "" {
 				if resp.Allowed {
@@ -292,7 +296,7 @@ func TestThreats(t *testing.T) {
 					Labels      map[string]string `json:"labels"`
 				} `json:"metadata"`
 			}
-			if err := json.Unmarshal(applyPatchBytes(t, []byte(a.object), resp.Patch), &after); err != nil {
+			if err := json.Unmarshal(admissiontest.ApplyPatchBytes(t, []byte(a.object), resp.Patch), &after); err != nil {
 				t.Fatal(err)
 			}
 			for k, want := range tc.want.result {

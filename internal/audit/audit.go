@@ -1,5 +1,5 @@
 // Package audit reads every Flux source in a cluster and decides each exactly as the admission webhook would
-// (webhook.EvaluateSource on fluxauth.Of of the object): the backlog of sources that violate the policy's mandates.
+// (fluxobjects.Evaluate on fluxauth.Of of the object): the backlog of sources that violate the policy's mandates.
 // Sources are read a page at a time and only the violating ones are kept.
 package audit
 
@@ -15,18 +15,18 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
-	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
 )
 
 // Finding is one Flux source with at least one violation.
 type Finding struct {
-	Kind       string                    `json:"kind"`
-	Namespace  string                    `json:"namespace"`
-	Name       string                    `json:"name"`
-	Violations []webhook.SourceViolation `json:"violations"`
+	Kind       string                        `json:"kind"`
+	Namespace  string                        `json:"namespace"`
+	Name       string                        `json:"name"`
+	Violations []fluxobjects.SourceViolation `json:"violations"`
 }
 
 // Result is what Run found.
@@ -64,7 +64,7 @@ var lists = map[string]func() client.ObjectList{
 }
 
 // Run lists every Flux source of the kinds fluxauth knows, cluster-wide, through l (whose client's scheme knows
-// sourcev1 and imagev1), and evaluates each with webhook.EvaluateSource at now. Objects being deleted are left out,
+// sourcev1 and imagev1), and evaluates each with fluxobjects.Evaluate at now. Objects being deleted are left out,
 // as admission never evaluates them; a kind whose CRD is not installed is skipped. On an error the result holds
 // what was found before it, with Incomplete set.
 func Run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time) (Result, error) {
@@ -118,7 +118,7 @@ func evaluate(list client.ObjectList, p *policy.Policy, now time.Time, res *Resu
 			continue
 		}
 		res.Checked++
-		if d := webhook.EvaluateSource(p, src, now); len(d.Violations) > 0 {
+		if d := fluxobjects.Evaluate(p, src, now); len(d.Violations) > 0 {
 			res.Findings = append(res.Findings, Finding{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name,
 				Violations: d.Violations})
 		}

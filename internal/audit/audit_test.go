@@ -20,11 +20,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist/pagingfake"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
-	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
 )
 
 var scheme = func() *runtime.Scheme {
@@ -211,11 +211,11 @@ func TestEveryFluxKindHasItsListType(t *testing.T) {
 var fixture = Result{
 	Checked: 3,
 	Findings: []Finding{
-		{Kind: "GitRepository", Namespace: "team-a", Name: "app", Violations: []webhook.SourceViolation{{
+		{Kind: "GitRepository", Namespace: "team-a", Name: "app", Violations: []fluxobjects.SourceViolation{{
 			Mandate: "no-static-git-credentials", Mode: policy.ModeEnforce, Field: "spec.secretRef",
 			Message: "[no-static-git-credentials] spec.secretRef: remove it, set spec.provider: azure (identity tenants)",
 		}}},
-		{Kind: "Bucket", Namespace: "quiet", Name: "b", Violations: []webhook.SourceViolation{{
+		{Kind: "Bucket", Namespace: "quiet", Name: "b", Violations: []fluxobjects.SourceViolation{{
 			Mandate: "quiet", Mode: policy.ModeOff, Field: "spec.secretRef", Message: "[quiet] spec.secretRef: remove it",
 		}}},
 	},

@@ -12,7 +12,7 @@ import (
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/trust"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/pods"
 )
 
 // readDeployments reports the Deployments of Azure-mapped ServiceAccounts (annotate mode) whose pod template lacks
@@ -33,11 +33,11 @@ func (d *diagnosis) readDeployments(ctx context.Context) error {
 // checkDeployment compares a Deployment's pod template with the labels the Deployment webhook would put on it (the
 // Azure use label, for an Azure identity the Azure webhook injects).
 func checkDeployment(p *policy.Policy, dep *appsv1.Deployment) (Finding, bool) {
-	m, ok := p.IdentityFor(dep.Namespace, webhook.PodServiceAccount(&dep.Spec.Template.Spec))
+	m, ok := p.IdentityFor(dep.Namespace, pods.PodServiceAccount(&dep.Spec.Template.Spec))
 	if !ok {
 		return Finding{}, false
 	}
-	want := webhook.PodTemplateLabels(m)
+	want := pods.PodTemplateLabels(m)
 	var lacks []string
 	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if dep.Spec.Template.Labels[k] == want[k] {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/pods"
 )
 
 // stalePod is a running pod of a mapped ServiceAccount without the identity its ServiceAccount carries.
@@ -36,7 +36,7 @@ func (d *diagnosis) readPods(ctx context.Context) error {
 	return listIn(ctx, d, scopeFor(d.mapped, d.namespaces), "pods", newList, func(list *corev1.PodList) error {
 		for i := range list.Items {
 			pod := &list.Items[i]
-			sa := webhook.PodServiceAccount(&pod.Spec)
+			sa := pods.PodServiceAccount(&pod.Spec)
 			m, ok := d.p.IdentityFor(pod.Namespace, sa)
 			if !ok {
 				continue
@@ -75,7 +75,7 @@ func checkPod(pod *corev1.Pod, m policy.Match) (string, bool) {
 	default:
 		return "", false
 	}
-	skip := webhook.SkippedContainers(m.Cloud, pod.Annotations)
+	skip := pods.SkippedContainers(m.Cloud, pod.Annotations)
 	for _, group := range []struct {
 		what       string
 		containers []corev1.Container

@@ -14,7 +14,7 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/trust"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/serviceaccounts"
 )
 
 // readServiceAccounts checks every mapped ServiceAccount against what the webhook writes for it and remembers which
@@ -43,7 +43,7 @@ func (d *diagnosis) readServiceAccounts(ctx context.Context) error {
 
 // checkServiceAccountMetadata compares a mapped ServiceAccount with exactly what the webhook writes for it.
 func checkServiceAccountMetadata(sa *corev1.ServiceAccount, m policy.Match) (Finding, bool) {
-	wantAnn, wantLabels := webhook.ServiceAccountMetadata(m)
+	wantAnn, wantLabels := serviceaccounts.Metadata(m)
 	var diffs, set, unset []string
 	for _, k := range slices.Sorted(maps.Keys(wantAnn)) {
 		have, ok := sa.Annotations[k]
@@ -101,7 +101,7 @@ func checkPullSecrets(p *policy.Policy, sa *corev1.ServiceAccount, m policy.Matc
 	if len(sa.ImagePullSecrets) == 0 {
 		return Finding{}, false
 	}
-	mandate := webhook.PullSecretMandate(p, sa.Namespace)
+	mandate := serviceaccounts.PullSecretMandate(p, sa.Namespace)
 	if mandate == nil {
 		return Finding{}, false
 	}

@@ -138,6 +138,10 @@ var IdentityAnnotationKeys = []string{
 	AnnotationGCPServiceAccount, AnnotationGCPWorkloadIdentityProvider,
 }
 
+// OwnedServiceAccountAnnotations are the annotation keys an unmapped ServiceAccount in a policy namespace may not
+// carry: the cloud keys and ours (a leftover AnnotationIdentity would claim an identity that no longer applies).
+var OwnedServiceAccountAnnotations = append(append([]string(nil), IdentityAnnotationKeys...), AnnotationIdentity)
+
 // GCP full injection (outside GKE): the SDK reads an external_account credential configuration whose token file is a
 // projected token. The configuration is delivered without any RBAC through the same projected volume, from a pod
 // annotation, by the downward API.

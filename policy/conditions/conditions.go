@@ -13,18 +13,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-)
-
-// The webhook registrations (config/webhook, the chart) conditions are derived for.
-const (
-	WebhookServiceAccounts = "serviceaccounts.fluxidentity.dev"
-	WebhookPods            = "pods.fluxidentity.dev"
-	// WebhookPodsFullInjection is registered only when the policy has full-injection entries: it fails closed, and
-	// its condition sends it exactly the pods whose ServiceAccount resolves to such an entry.
-	WebhookPodsFullInjection = "pods-full-injection.fluxidentity.dev"
-	WebhookDeployments       = "deployments.fluxidentity.dev"
-	WebhookSources           = "flux-sources.fluxidentity.dev"
 )
 
 // Names of the generated conditions.
@@ -63,7 +53,7 @@ type Result struct {
 //   - pods and Deployments: the namespaces named by an identity;
 //   - Flux sources: the namespaces named by a mandate;
 //   - pods of ServiceAccounts that resolve to a full-injection entry, with the policy's own precedence: they go to
-//     WebhookPodsFullInjection (fail closed) and not to WebhookPods (fail open).
+//     routes.WebhookPodsFullInjection (fail closed) and not to routes.WebhookPods (fail open).
 func For(f *policy.File) Result {
 	var identityNS, mandateNS []string
 	for _, id := range f.Identities {
@@ -82,19 +72,19 @@ func For(f *policy.File) Result {
 		r.Webhooks[webhook] = []Condition{{Name: NamePolicyNamespaces, Expression: expr}}
 		return expr, true
 	}
-	namespaces(WebhookServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
-	namespaces(WebhookDeployments, identityNS)
-	namespaces(WebhookSources, mandateNS)
-	if _, ok := namespaces(WebhookPods, identityNS); !ok {
+	namespaces(routes.WebhookServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
+	namespaces(routes.WebhookDeployments, identityNS)
+	namespaces(routes.WebhookSources, mandateNS)
+	if _, ok := namespaces(routes.WebhookPods, identityNS); !ok {
 		return r
 	}
 	full, ok := FullInjection(f.Identities)
 	switch {
 	case !ok:
-		r.Skipped = append(r.Skipped, WebhookPodsFullInjection)
+		r.Skipped = append(r.Skipped, routes.WebhookPodsFullInjection)
 	case full != "":
-		r.Webhooks[WebhookPodsFullInjection] = []Condition{{Name: NameFullInjection, Expression: full}}
-		r.Webhooks[WebhookPods] = append(r.Webhooks[WebhookPods], Condition{Name: NameNotFullInjection, Expression: "!" + full})
+		r.Webhooks[routes.WebhookPodsFullInjection] = []Condition{{Name: NameFullInjection, Expression: full}}
+		r.Webhooks[routes.WebhookPods] = append(r.Webhooks[routes.WebhookPods], Condition{Name: NameNotFullInjection, Expression: "!" + full})
 	}
 	slices.Sort(r.Skipped)
 	return r

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/cel-go/cel"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
@@ -191,10 +192,10 @@ func TestFullInjectionFollowsThePolicyPrecedence(t *testing.T) {
 func TestNoFullInjectionEntryMeansNoFailClosedWebhook(t *testing.T) {
 	p := mustParse(t, header+entry("a", "flux-system", "source-controller", "annotate"))
 	r := For(p.Spec)
-	if _, ok := r.Webhooks[WebhookPodsFullInjection]; ok {
+	if _, ok := r.Webhooks[routes.WebhookPodsFullInjection]; ok {
 		t.Errorf("a policy without full injection registers the fail-closed pod webhook: %v", r.Webhooks)
 	}
-	if got := r.Webhooks[WebhookPods]; len(got) != 1 || got[0].Name != NamePolicyNamespaces {
+	if got := r.Webhooks[routes.WebhookPods]; len(got) != 1 || got[0].Name != NamePolicyNamespaces {
 		t.Errorf("the pod webhook's conditions: %v, want only %s", got, NamePolicyNamespaces)
 	}
 }
@@ -207,10 +208,10 @@ func TestTooManyPairsGiveNoFailClosedWebhook(t *testing.T) {
 		b.WriteString(entry(fmt.Sprintf("e%d", i), fmt.Sprintf(`"ns%d-*"`, i), `flux, "flux-*"`, "full"))
 	}
 	r := For(mustParse(t, b.String()).Spec)
-	if _, ok := r.Webhooks[WebhookPodsFullInjection]; ok || !slices.Contains(r.Skipped, WebhookPodsFullInjection) {
+	if _, ok := r.Webhooks[routes.WebhookPodsFullInjection]; ok || !slices.Contains(r.Skipped, routes.WebhookPodsFullInjection) {
 		t.Errorf("a full-injection condition too large to generate must leave the webhook out and say so: %v", r.Skipped)
 	}
-	if got := r.Webhooks[WebhookPods]; len(got) != 1 {
+	if got := r.Webhooks[routes.WebhookPods]; len(got) != 1 {
 		t.Errorf("the fail-open pod webhook keeps only its namespace condition: %v", got)
 	}
 }
@@ -249,8 +250,8 @@ func TestConditionsAgreeWithPolicyLookups(t *testing.T) {
 		r := For(p.Spec)
 		for _, ns := range namespaces {
 			_, owned := p.Ownership(ns)
-			check(t, b.String(), r, WebhookServiceAccounts, ns, "", owned)
-			check(t, b.String(), r, WebhookSources, ns, "", len(p.MandatesFor(ns, "GitRepository")) > 0)
+			check(t, b.String(), r, routes.WebhookServiceAccounts, ns, "", owned)
+			check(t, b.String(), r, routes.WebhookSources, ns, "", len(p.MandatesFor(ns, "GitRepository")) > 0)
 			for _, sa := range accounts {
 				lookup := sa
 				if lookup == "" {
@@ -258,14 +259,14 @@ func TestConditionsAgreeWithPolicyLookups(t *testing.T) {
 				}
 				m, mapped := p.IdentityFor(ns, lookup)
 				full := mapped && m.Identity.Injection == policy.InjectionFull
-				check(t, b.String(), r, WebhookPodsFullInjection, ns, sa, full)
+				check(t, b.String(), r, routes.WebhookPodsFullInjection, ns, sa, full)
 				// The fail-open webhook sees every mapped pod the fail-closed one does not (and may see more of the
 				// namespace: its condition is per namespace).
 				if mapped && !full {
-					check(t, b.String(), r, WebhookPods, ns, sa, true)
+					check(t, b.String(), r, routes.WebhookPods, ns, sa, true)
 				}
 				if full {
-					check(t, b.String(), r, WebhookPods, ns, sa, false)
+					check(t, b.String(), r, routes.WebhookPods, ns, sa, false)
 				}
 			}
 		}
@@ -281,7 +282,7 @@ func check(t *testing.T, doc string, r Result, webhook, ns, sa string, want bool
 	conds, ok := r.Webhooks[webhook]
 	got := true
 	switch {
-	case !ok && webhook == WebhookPodsFullInjection:
+	case !ok && webhook == routes.WebhookPodsFullInjection:
 		got = false // not registered
 	case !ok:
 		t.Fatalf("%s has no condition\n%s", webhook, doc)

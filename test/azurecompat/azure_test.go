@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
@@ -108,7 +108,7 @@ func askAzure(t *testing.T, h admission.Handler, raw []byte) answer {
 // askOurs runs this webhook's pod handler on raw through its front and applies the patch.
 func askOurs(t *testing.T, s *webhook.Server, raw []byte) answer {
 	t.Helper()
-	resp, err := s.AnswerRequest(t.Context(), webhook.PathMutatePod, podRequest(raw))
+	resp, err := s.AnswerRequest(t.Context(), routes.PathMutatePod, podRequest(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +134,6 @@ func apply(t *testing.T, raw, patch []byte) []byte {
 	}
 	return out
 }
-
-type staticPolicy struct{ p *policy.Policy }
-
-func (s staticPolicy) Current() *policy.Policy { return s.p }
 
 // decodePod reads a pod the way the API server would store it.
 func decodePod(t *testing.T, raw []byte) *corev1.Pod {

@@ -21,13 +21,15 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/test/podgen"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/pods"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/serviceaccounts"
 )
 
 // TestDifferentialAgainstTheAzureWebhook runs the Azure Workload Identity webhook's own mutator (v1.6.0) and this
 // webhook's full injection on the same generated pods (test/podgen, plus pods the Azure mutator injected before, some
 // with a container added since), applies both patches and compares what an SDK in each container would see. Every
 // difference must be one that differences.yaml lists with its reason; this webhook's pods must satisfy the token
-// invariant (webhook.CheckTokenInvariant) and be pods the API server stores.
+// invariant (pods.CheckTokenInvariant) and be pods the API server stores.
 
 const differentialPods = 3000
 
@@ -276,7 +278,7 @@ func TestDifferentialAgainstTheAzureWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ours := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})
+	ours := webhook.NewServer(webhook.Options{Policy: webhook.Fixed{Policy: p}, Mode: policy.ModeEnforce})
 
 	// The ServiceAccounts as this webhook's ServiceAccount handler annotates them, for the Azure mutator to read.
 	names := []string{"public", "gov", "china", "warned"}
@@ -288,7 +290,7 @@ func TestDifferentialAgainstTheAzureWebhook(t *testing.T) {
 			t.Fatalf("%s is not mapped", n)
 		}
 		matches[n] = m
-		annotations, labels := webhook.ServiceAccountMetadata(m)
+		annotations, labels := serviceaccounts.Metadata(m)
 		serviceAccounts = append(serviceAccounts, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
 			Name: n, Namespace: namespace, Annotations: annotations, Labels: labels}})
 	}
@@ -344,12 +346,12 @@ func TestDifferentialAgainstTheAzureWebhook(t *testing.T) {
 		pc.azView, pc.ourV = sdkView(pc.azure, in, azPod), sdkView(pc.ours, in, pc.ourPod)
 
 		seconds, valid := expected(m, in.Annotations)
-		want := webhook.TokenWant{Cloud: policy.CloudAzure, Audience: keys.AzureAudience, ExpirationSeconds: seconds}
+		want := pods.TokenWant{Cloud: policy.CloudAzure, Audience: keys.AzureAudience, ExpirationSeconds: seconds}
 		if pc.ours.allowed {
 			if pc.ourV.Refused != "" {
 				t.Fatalf("pod %d: the API server would refuse this webhook's pod: %s\n%s", i, pc.ourV.Refused, pc.ours.pod)
 			}
-			problems, err := webhook.CheckTokenInvariant(raw, pc.ours.pod, want)
+			problems, err := pods.CheckTokenInvariant(raw, pc.ours.pod, want)
 			if err != nil || len(problems) > 0 {
 				t.Fatalf("pod %d: token invariant: %v %v\n%s", i, problems, err, raw)
 			}
@@ -357,7 +359,7 @@ func TestDifferentialAgainstTheAzureWebhook(t *testing.T) {
 			t.Fatalf("pod %d: denied (%s) with a valid lifetime or a warn-mode identity\n%s", i, pc.ours.message, raw)
 		}
 		if pc.azure.allowed && pc.azView.Refused == "" {
-			if problems, _ := webhook.CheckTokenInvariant(raw, pc.azure.pod, want); len(problems) > 0 {
+			if problems, _ := pods.CheckTokenInvariant(raw, pc.azure.pod, want); len(problems) > 0 {
 				azureBreaksInvariant++
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
 )
@@ -185,9 +186,9 @@ func TestFullInjectionPodWebhook(t *testing.T) {
 	root := repoRoot(t)
 	_, o := chartConditions(t, filepath.Join(root, "webhook", "testdata", "policy.yaml"), "")
 	m := o.get("MutatingWebhookConfiguration", releaseName).(*admissionv1.MutatingWebhookConfiguration)
-	i := slices.IndexFunc(m.Webhooks, func(w admissionv1.MutatingWebhook) bool { return w.Name == conditions.WebhookPodsFullInjection })
+	i := slices.IndexFunc(m.Webhooks, func(w admissionv1.MutatingWebhook) bool { return w.Name == routes.WebhookPodsFullInjection })
 	if i < 0 {
-		t.Fatalf("a policy with full injection renders no %s", conditions.WebhookPodsFullInjection)
+		t.Fatalf("a policy with full injection renders no %s", routes.WebhookPodsFullInjection)
 	}
 	w := m.Webhooks[i]
 	if *w.FailurePolicy != admissionv1.Fail || *w.ClientConfig.Service.Path != pathPod ||
@@ -198,7 +199,7 @@ func TestFullInjectionPodWebhook(t *testing.T) {
 		_, o := chartConditions(t, filepath.Join(root, "config", "samples", "policy-minimal.yaml"), values)
 		m := o.get("MutatingWebhookConfiguration", releaseName).(*admissionv1.MutatingWebhookConfiguration)
 		for _, w := range m.Webhooks {
-			if w.Name == conditions.WebhookPodsFullInjection {
+			if w.Name == routes.WebhookPodsFullInjection {
 				t.Errorf("values %q: %s is rendered for a policy without full injection", values, w.Name)
 			}
 		}
@@ -232,7 +233,7 @@ func TestUnscopedWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	forEachWebhook(o, func(_, name string, _ admissionv1.WebhookClientConfig, _ *metav1.ObjectMeta) {
-		if name == conditions.WebhookPodsFullInjection {
+		if name == routes.WebhookPodsFullInjection {
 			t.Errorf("Kubernetes 1.29 gets %s, which would see every pod if matchConditions were dropped", name)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 )
@@ -135,7 +136,7 @@ func withoutPolicyDerived[T client.Object](obj T) T {
 	case *admissionv1.MutatingWebhookConfiguration:
 		c = c.DeepCopy()
 		c.Webhooks = slices.DeleteFunc(c.Webhooks, func(w admissionv1.MutatingWebhook) bool {
-			return w.Name == conditions.WebhookPodsFullInjection
+			return w.Name == routes.WebhookPodsFullInjection
 		})
 		for i := range c.Webhooks {
 			c.Webhooks[i].MatchConditions = derived(c.Webhooks[i].MatchConditions)

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
 )
 
@@ -413,7 +414,7 @@ func checkWebhookSemantics(t *testing.T, o objects) {
 		checkCommon(t, w.Name, w.SideEffects, w.MatchPolicy, w.AdmissionReviewVersions, w.ClientConfig, w.TimeoutSeconds)
 		// The pod path fails open, except for the pods of full-injection ServiceAccounts, which its condition selects.
 		if *w.ClientConfig.Service.Path == pathPod && *w.FailurePolicy != admissionv1.Ignore &&
-			(w.Name != conditions.WebhookPodsFullInjection || len(w.MatchConditions) != 1 ||
+			(w.Name != routes.WebhookPodsFullInjection || len(w.MatchConditions) != 1 ||
 				w.MatchConditions[0].Name != conditions.NameFullInjection) {
 			t.Errorf("%s: the pod path fails closed for more than the full-injection pods; it must never block the cluster", w.Name)
 		}

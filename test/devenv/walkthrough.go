@@ -18,7 +18,7 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/serviceaccounts"
 )
 
 // The walkthrough's objects. The identity and mandates they meet come from the served policy, so the expectations
@@ -84,7 +84,7 @@ func walkthrough(p *policy.Policy, serverMode policy.Mode) ([]step, error) {
 		return nil, fmt.Errorf("the policy maps no identity to %s/%s: the walkthrough needs one (config/samples/policy.yaml has it)",
 			fluxNamespace, fluxSA)
 	}
-	wantAnnotations, wantLabels := webhook.ServiceAccountMetadata(match)
+	wantAnnotations, wantLabels := serviceaccounts.Metadata(match)
 
 	gitAnswer, gitMandates := mandateAnswer(p, serverMode, fluxNamespace, "GitRepository")
 	if gitAnswer == allow {

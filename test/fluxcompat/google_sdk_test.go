@@ -19,7 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
+
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -37,10 +39,6 @@ identities:
     injection: full
 `
 
-type staticPolicy struct{ p *policy.Policy }
-
-func (s staticPolicy) Current() *policy.Policy { return s.p }
-
 // injectedPod runs a pod through the webhook's pod handler and returns it as the API server stores it.
 func injectedPod(t *testing.T, policyYAML, namespace, serviceAccount string) *corev1.Pod {
 	t.Helper()
@@ -57,8 +55,8 @@ func injectedPod(t *testing.T, policyYAML, namespace, serviceAccount string) *co
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})
-	resp, err := front.AnswerRequest(t.Context(), webhook.PathMutatePod, admissionv1.AdmissionRequest{
+	front := webhook.NewServer(webhook.Options{Policy: webhook.Fixed{Policy: p}, Mode: policy.ModeEnforce})
+	resp, err := front.AnswerRequest(t.Context(), routes.PathMutatePod, admissionv1.AdmissionRequest{
 		UID: "1", Namespace: namespace, Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/fluxcd/pkg/auth/gcp"
 	"github.com/fluxcd/pkg/git"
 
-	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxauth"
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 )
 
 // registryHosts generates registry hosts around the patterns Flux's providers accept: real ECR, ACR, Artifact

@@ -16,15 +16,12 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
 const sourcesWebhook = "flux-sources.fluxidentity.dev"
-
-type staticPolicy struct{ p *policy.Policy }
-
-func (s staticPolicy) Current() *policy.Policy { return s.p }
 
 var namespaceSeq atomic.Int64
 
@@ -38,7 +35,7 @@ func freshNamespace(ctx context.Context) string {
 func sourceDecisions(ctx context.Context) float64 {
 	GinkgoHelper()
 	v, err := env.Counter(ctx, "fluxidentity_admission_decisions_total",
-		map[string]string{"webhook": webhook.PathValidateFluxSources})
+		map[string]string{"webhook": routes.PathValidateFluxSources})
 	Expect(err).NotTo(HaveOccurred())
 	return v
 }
@@ -82,8 +79,8 @@ func v1Answer(ctx context.Context, s oldSource, op admissionv1.Operation, obj, o
 		Resource: metav1.GroupVersionResource{Group: s.gvr.Group, Version: "v1", Resource: s.gvr.Resource},
 	}
 	req.Object.Raw, req.OldObject.Raw = raw(obj), raw(old)
-	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})
-	resp, err := front.AnswerRequest(ctx, webhook.PathValidateFluxSources, req)
+	front := webhook.NewServer(webhook.Options{Policy: webhook.Fixed{Policy: p}, Mode: policy.ModeEnforce})
+	resp, err := front.AnswerRequest(ctx, routes.PathValidateFluxSources, req)
 	Expect(err).NotTo(HaveOccurred())
 	return resp
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -28,7 +29,7 @@ var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 		before, err := env.Counter(ctx, "fluxidentity_violations_total", labels)
 		Expect(err).NotTo(HaveOccurred())
 		denied, err := env.Counter(ctx, "fluxidentity_admission_decisions_total",
-			map[string]string{"webhook": webhook.PathValidateFluxSources, "decision": webhook.DecisionDenied})
+			map[string]string{"webhook": routes.PathValidateFluxSources, "decision": webhook.DecisionDenied})
 		Expect(err).NotTo(HaveOccurred())
 
 		Expect(c.Create(ctx, &sourcev1.GitRepository{
@@ -39,6 +40,6 @@ var _ = Describe("An audit-only installation (serve --mode=warn)", func() {
 		Expect(rec.Take()).To(Equal([]string{msg}))
 		Expect(env.Counter(ctx, "fluxidentity_violations_total", labels)).To(Equal(before + 1))
 		Expect(env.Counter(ctx, "fluxidentity_admission_decisions_total",
-			map[string]string{"webhook": webhook.PathValidateFluxSources, "decision": webhook.DecisionDenied})).To(Equal(denied))
+			map[string]string{"webhook": routes.PathValidateFluxSources, "decision": webhook.DecisionDenied})).To(Equal(denied))
 	})
 })

@@ -13,7 +13,7 @@ import (
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/serviceaccounts"
 )
 
 // fluxPolicy gives each Flux controller a different cloud and injection mode, so one installation exercises them all.
@@ -126,7 +126,7 @@ var _ = Describe("Mutating a Flux installation through the API server", Ordered,
 			Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: "flux-system", Name: name}, &sa)).To(Succeed())
 			m, ok := p.IdentityFor("flux-system", name)
 			Expect(ok).To(BeTrue())
-			annotations, labels := webhook.ServiceAccountMetadata(m)
+			annotations, labels := serviceaccounts.Metadata(m)
 			Expect(sa.Annotations).To(Equal(annotations), name)
 			for k, v := range labels {
 				Expect(sa.Labels).To(HaveKeyWithValue(k, v), name)

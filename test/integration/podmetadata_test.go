@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
 const podMetadataWebhook = "pod-metadata.fluxidentity.dev"
@@ -25,7 +25,7 @@ const podMetadataWebhook = "pod-metadata.fluxidentity.dev"
 // the token exchange pointed elsewhere. No message or log may show it.
 const attackerConfig = `{"type":"external_account","token_url":"https://sts.attacker.invalid/v1/token"}`
 
-// podMetadataCase is one entry of webhook/testdata/podmetadata/cases.yaml, which the webhook's unit tests check
+// podMetadataCase is one entry of webhook/pods/testdata/podmetadata/cases.yaml, which the webhook's unit tests check
 // against the Go decision.
 type podMetadataCase struct {
 	Name    string `json:"name"`
@@ -47,7 +47,7 @@ var podMetadataCases = func() []podMetadataCase {
 	if err != nil {
 		panic(err)
 	}
-	data, err := os.ReadFile(filepath.Join(root, "webhook", "testdata", "podmetadata", "cases.yaml"))
+	data, err := os.ReadFile(filepath.Join(root, "webhook", "pods", "testdata", "podmetadata", "cases.yaml"))
 	if err != nil {
 		panic(err)
 	}
@@ -99,9 +99,9 @@ func expectOwnedChangeDenied(err error, keys []string) {
 // to the webhook at all.
 func expectCaseOutcome(ctx context.Context, c podMetadataCase, how string, request func() error) error {
 	GinkgoHelper()
-	before := decisions(ctx, webhook.PathValidatePod)
+	before := decisions(ctx, routes.PathValidatePod)
 	err := request()
-	calls := decisions(ctx, webhook.PathValidatePod) - before
+	calls := decisions(ctx, routes.PathValidatePod) - before
 	if len(c.Owned) > 0 {
 		expectOwnedChangeDenied(err, c.Owned)
 		Expect(calls).To(BeNumerically("==", 1), "%s: the webhook decided it", how)
@@ -134,7 +134,7 @@ var _ = Describe("Owned pod annotations are immutable through the API server", O
 	It("denies an update that rewrites the GCP credential configuration of a fully injected pod", func(ctx SpecContext) {
 		pod := injectedPod(ctx)
 		stored := pod.Annotations[keys.AnnotationGCPCredentialConfig]
-		before := decisions(ctx, webhook.PathValidatePod)
+		before := decisions(ctx, routes.PathValidatePod)
 
 		rewrite := pod.DeepCopy()
 		rewrite.Annotations[keys.AnnotationGCPCredentialConfig] = attackerConfig
@@ -151,7 +151,7 @@ var _ = Describe("Owned pod annotations are immutable through the API server", O
 			[]byte(`{"metadata":{"annotations":{"`+keys.AnnotationGCPCredentialConfig+`":null}}}`))
 		Expect(env.Client.Patch(ctx, pod.DeepCopy(), patch)).To(MatchError(ContainSubstring(podMetadataWebhook)))
 
-		Expect(decisions(ctx, webhook.PathValidatePod)).To(Equal(before+3), "each attempt was decided by the webhook")
+		Expect(decisions(ctx, routes.PathValidatePod)).To(Equal(before+3), "each attempt was decided by the webhook")
 		var got corev1.Pod
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got)).To(Succeed())
 		Expect(got.Annotations).To(HaveKeyWithValue(keys.AnnotationGCPCredentialConfig, stored))
@@ -159,12 +159,12 @@ var _ = Describe("Owned pod annotations are immutable through the API server", O
 
 	It("admits an update of the same pod that changes an unrelated label, without calling the webhook", func(ctx SpecContext) {
 		pod := injectedPod(ctx)
-		before := decisions(ctx, webhook.PathValidatePod)
+		before := decisions(ctx, routes.PathValidatePod)
 		pod.Labels["rollout"] = "canary"
 		Expect(env.Client.Update(ctx, pod)).To(Succeed())
 		pod.Annotations["team"] = "a"
 		Expect(env.Client.Update(ctx, pod)).To(Succeed())
-		Expect(decisions(ctx, webhook.PathValidatePod)).To(Equal(before), "the matchCondition kept both away")
+		Expect(decisions(ctx, routes.PathValidatePod)).To(Equal(before), "the matchCondition kept both away")
 	})
 
 	// Every shared case, made through the API server: the CEL matchCondition must send the webhook exactly the

@@ -23,8 +23,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/verdict"
 )
 
 // validationPolicy mandates identity for Git sources and for registries and buckets in val-* and flux-system, each
@@ -274,7 +276,7 @@ exceptions:
 		var res struct {
 			Findings []struct {
 				Kind, Namespace, Name string
-				Violations            []webhook.SourceViolation
+				Violations            []fluxobjects.SourceViolation
 			}
 		}
 		Expect(json.Unmarshal(stdout.Bytes(), &res)).To(Succeed(), stdout.String())
@@ -282,7 +284,7 @@ exceptions:
 		for _, f := range res.Findings {
 			for _, v := range f.Violations {
 				found = append(found, strings.Join([]string{f.Namespace, f.Kind, f.Name, v.Field}, " "))
-				Expect(len(v.Message)).To(BeNumerically("<=", webhook.MaxMessageLength))
+				Expect(len(v.Message)).To(BeNumerically("<=", verdict.MaxMessageLength))
 			}
 		}
 		Expect(found).To(ConsistOf(
@@ -304,10 +306,10 @@ exceptions:
 			s.Provider, s.ServiceAccountName = sourcev1.GitProviderAzure, "flux-source"
 		})
 		Expect(c.Create(ctx, repo)).To(Succeed())
-		before := decisions(ctx, webhook.PathValidateFluxSources)
+		before := decisions(ctx, routes.PathValidateFluxSources)
 		repo.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Succeeded",
 			Message: "ok", LastTransitionTime: metav1.Now()}}
 		Expect(c.Status().Update(ctx, repo)).To(Succeed())
-		Expect(decisions(ctx, webhook.PathValidateFluxSources)).To(Equal(before))
+		Expect(decisions(ctx, routes.PathValidateFluxSources)).To(Equal(before))
 	})
 })

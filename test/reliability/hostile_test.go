@@ -16,7 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 )
 
 const hostileLimit = 64 << 10
@@ -79,12 +79,12 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 			wantStatus: http.StatusOK, wantMessage: "cannot unmarshal", wantRefused: true,
 		},
 		"a GitRepository with a secretRef is denied, and logged without the Secret's name": {
-			method: http.MethodPost, contentType: "application/json", path: webhook.PathValidateFluxSources,
+			method: http.MethodPost, contentType: "application/json", path: routes.PathValidateFluxSources,
 			body:       gitRepositoryReview("hostile-git", `{"name":"`+secretAnnotationValue+`"}`),
 			wantStatus: http.StatusOK, wantMessage: "no-static-git-credentials", wantRefused: true,
 		},
 		"a GitRepository whose secretRef has the wrong type is an error result, logged without the value": {
-			method: http.MethodPost, contentType: "application/json", path: webhook.PathValidateFluxSources,
+			method: http.MethodPost, contentType: "application/json", path: routes.PathValidateFluxSources,
 			body:       gitRepositoryReview("hostile-git-broken", `"`+secretAnnotationValue+`"`),
 			wantStatus: http.StatusOK, wantMessage: "", wantRefused: true,
 		},
@@ -94,7 +94,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			path := webhook.PathMutateServiceAccount
+			path := routes.PathMutateServiceAccount
 			if tc.path != "" {
 				path = tc.path
 			}
@@ -125,7 +125,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 	t.Run("a declared length over the cap gets 413 before a byte of the body is sent", func(t *testing.T) {
 		conn := dialTLS(t, srv, m.ca)
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
-			"Content-Length: %d\r\n\r\n", webhook.PathMutateServiceAccount, int64(1)<<30)
+			"Content-Length: %d\r\n\r\n", routes.PathMutateServiceAccount, int64(1)<<30)
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("no answer before the body (the server waited to read it): %v", err)
@@ -139,7 +139,7 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 	t.Run("a chunked body over the cap gets 413 after at most the cap is read", func(t *testing.T) {
 		conn := dialTLS(t, srv, m.ca)
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
-			"Transfer-Encoding: chunked\r\n\r\n", webhook.PathMutateServiceAccount)
+			"Transfer-Encoding: chunked\r\n\r\n", routes.PathMutateServiceAccount)
 		const total = 256 << 20
 		written := make(chan int64, 1)
 		go func() {

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/test/harness"
-	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
 
 // buildBinary compiles the real binary into a temporary directory.
@@ -78,7 +78,7 @@ func TestGracefulShutdownOfTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-		webhook.PathMutateServiceAccount, addr, len(body))
+		routes.PathMutateServiceAccount, addr, len(body))
 	if _, err := conn.Write(body[:len(body)/2]); err != nil {
 		t.Fatalf("send the first half: %v", err)
 	}

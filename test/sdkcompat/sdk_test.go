@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -55,10 +56,6 @@ identities:
     injection: full
 `
 
-type staticPolicy struct{ p *policy.Policy }
-
-func (s staticPolicy) Current() *policy.Policy { return s.p }
-
 // injectedContainer runs a pod through the server's pod handler and returns its first container after the patch,
 // plus the pod's volumes.
 func injectedContainer(t *testing.T, serviceAccount string) (corev1.Container, []corev1.Volume) {
@@ -74,8 +71,8 @@ func injectedContainer(t *testing.T, serviceAccount string) (corev1.Container, [
 			Containers: []corev1.Container{{Name: "manager", Image: "controller"}}},
 	}
 	raw, _ := json.Marshal(pod)
-	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.ModeEnforce})
-	resp, err := front.AnswerRequest(t.Context(), webhook.PathMutatePod, admissionv1.AdmissionRequest{
+	front := webhook.NewServer(webhook.Options{Policy: webhook.Fixed{Policy: p}, Mode: policy.ModeEnforce})
+	resp, err := front.AnswerRequest(t.Context(), routes.PathMutatePod, admissionv1.AdmissionRequest{
 		UID: "1", Namespace: "flux-system", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
 	})
 	if err != nil {

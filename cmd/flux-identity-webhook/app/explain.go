@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook"
 )
@@ -95,36 +96,12 @@ type Explanation struct {
 // DecisionNotHandled is explain's decision for a kind no webhook handles.
 const DecisionNotHandled = "not-handled"
 
-// handledKinds maps the kinds the webhook answers to their handler path and resource.
-var handledKinds = map[string]struct {
-	path     string
-	resource metav1.GroupVersionResource
-}{
-	"ServiceAccount": {webhook.PathMutateServiceAccount, metav1.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}},
-	"Pod":            {webhook.PathMutatePod, metav1.GroupVersionResource{Version: "v1", Resource: "pods"}},
-	"Deployment":     {webhook.PathMutateDeployment, metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}},
-	"GitRepository": {webhook.PathValidateFluxSources, metav1.GroupVersionResource{Group: "source.toolkit.fluxcd.io",
-		Version: "v1", Resource: "gitrepositories"}},
-	"OCIRepository": {webhook.PathValidateFluxSources, metav1.GroupVersionResource{Group: "source.toolkit.fluxcd.io",
-		Version: "v1", Resource: "ocirepositories"}},
-	"HelmRepository": {webhook.PathValidateFluxSources, metav1.GroupVersionResource{Group: "source.toolkit.fluxcd.io",
-		Version: "v1", Resource: "helmrepositories"}},
-	"Bucket": {webhook.PathValidateFluxSources, metav1.GroupVersionResource{Group: "source.toolkit.fluxcd.io",
-		Version: "v1", Resource: "buckets"}},
-	"ImageRepository": {webhook.PathValidateFluxSources, metav1.GroupVersionResource{Group: "image.toolkit.fluxcd.io",
-		Version: "v1", Resource: "imagerepositories"}},
-}
-
-type staticPolicy struct{ p *policy.Policy }
-
-func (s staticPolicy) Current() *policy.Policy { return s.p }
-
 func runExplain(ctx context.Context, o ExplainOptions, stdin io.Reader, stdout io.Writer) error {
 	p, err := policy.Load(o.PolicyFile)
 	if err != nil {
 		return err
 	}
-	front := webhook.NewServer(webhook.Options{Policy: staticPolicy{p}, Mode: policy.Mode(o.Mode)})
+	front := webhook.NewServer(webhook.Options{Policy: webhook.Fixed{Policy: p}, Mode: policy.Mode(o.Mode)})
 	var out []Explanation
 	for _, file := range o.Manifests {
 		docs, err := readManifest(file, stdin)
@@ -215,7 +192,7 @@ func explainObject(ctx context.Context, front *webhook.Server, doc []byte, defau
 	if e.Name == "" {
 		e.Name = obj.Metadata.GenerateName
 	}
-	h, ok := handledKinds[obj.Kind]
+	h, ok := routes.ForKind(obj.Kind)
 	if !ok {
 		e.Decision = DecisionNotHandled
 		return e, nil
@@ -224,10 +201,10 @@ func explainObject(ctx context.Context, front *webhook.Server, doc []byte, defau
 	if version == "" {
 		group, version = "", group
 	}
-	resp, err := front.AnswerRequest(ctx, h.path, admissionv1.AdmissionRequest{
+	resp, err := front.AnswerRequest(ctx, h.Path, admissionv1.AdmissionRequest{
 		UID:       types.UID("explain"),
 		Kind:      metav1.GroupVersionKind{Group: group, Version: version, Kind: obj.Kind},
-		Resource:  h.resource,
+		Resource:  metav1.GroupVersionResource{Group: h.Group, Version: h.Version, Resource: h.Resource},
 		Namespace: ns,
 		Name:      obj.Metadata.Name,
 		Operation: admissionv1.Create,

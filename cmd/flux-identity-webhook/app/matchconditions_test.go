@@ -7,6 +7,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
 )
 
@@ -22,21 +23,21 @@ func TestMatchConditionsCommand(t *testing.T) {
 		t.Fatalf("the output is not a map of webhook names to matchConditions: %v\n%s", err, stdout.String())
 	}
 	for webhook, want := range map[string]string{
-		conditions.WebhookPods: "request.namespace in ['flux-system', 'team-a'] || request.namespace.matches('^team-.*$')",
+		routes.WebhookPods: "request.namespace in ['flux-system', 'team-a'] || request.namespace.matches('^team-.*$')",
 		// ServiceAccounts also in the namespace only a mandate names.
-		conditions.WebhookServiceAccounts: "request.namespace in ['flux-system', 'sealed', 'team-a'] || request.namespace.matches('^team-.*$')",
-		conditions.WebhookSources:         "request.namespace in ['sealed']",
+		routes.WebhookServiceAccounts: "request.namespace in ['flux-system', 'sealed', 'team-a'] || request.namespace.matches('^team-.*$')",
+		routes.WebhookSources:         "request.namespace in ['sealed']",
 	} {
 		if len(got[webhook]) == 0 || got[webhook][0].Expression != want {
 			t.Errorf("%s: got %v, want first condition %q", webhook, got[webhook], want)
 		}
 	}
-	full := got[conditions.WebhookPodsFullInjection]
+	full := got[routes.WebhookPodsFullInjection]
 	if len(full) != 1 || !strings.Contains(full[0].Expression,
 		"request.namespace + '/' + sa in ['flux-system/image-reflector-controller', 'flux-system/source-controller']") {
 		t.Errorf("the full-injection webhook's condition does not list the two full-injection pairs: %v", full)
 	}
-	if pods := got[conditions.WebhookPods]; len(pods) != 2 || pods[1].Expression != "!"+full[0].Expression {
+	if pods := got[routes.WebhookPods]; len(pods) != 2 || pods[1].Expression != "!"+full[0].Expression {
 		t.Errorf("the fail-open pod webhook must exclude exactly the pods of the fail-closed one: %v", pods)
 	}
 }

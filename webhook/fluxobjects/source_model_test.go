@@ -1,0 +1,252 @@
+package fluxobjects_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
+	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
+	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/internal/admissiontest"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/webhooktest"
+)
+
+// modelPolicy maps one ServiceAccount per cloud in the tenant namespace and mandates identity there twice: strict
+// covers TLS and proxy secrets and excuses nothing; lenient accepts GitHub Apps and controller identity.
+const modelPolicy = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+identities:
+  - name: tenant-aws
+    namespaces: [strict, lenient]
+    serviceAccounts: [aws-sa]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/tenant"}
+  - name: tenant-azure
+    namespaces: [strict, lenient]
+    serviceAccounts: [azure-sa]
+    azure: {clientID: 00000000-0000-0000-0000-000000000001, tenantID: 00000000-0000-0000-0000-0000000000aa}
+  - name: tenant-gcp
+    namespaces: [strict, lenient]
+    serviceAccounts: [gcp-sa]
+    gcp: {serviceAccount: tenant@project-1.iam.gserviceaccount.com}
+mandates:
+  - name: strict
+    namespaces: [strict]
+    cover: [tlsClientKeys, proxyCredentials]
+  - name: lenient
+    namespaces: [lenient]
+    allowProviders: [github]
+    allowControllerIdentity: true
+`
+
+// providersOf are the spec.provider values each kind's CRD accepts.
+var providersOf = map[string][]string{
+	"GitRepository":   {"generic", "aws", "azure", "github"},
+	"OCIRepository":   {"generic", "aws", "azure", "gcp"},
+	"HelmRepository":  {"generic", "aws", "azure", "gcp"},
+	"Bucket":          {"generic", "aws", "azure", "gcp"},
+	"ImageRepository": {"generic", "aws", "azure", "gcp"},
+}
+
+// modelCase is an object that exercises one row of the credential model.
+type modelCase struct {
+	row              *fluxauth.Row
+	kind, variant    string
+	provider         string
+	object           map[string]any
+	hasAccountField  bool
+	violationAtField string // where a violation of this row is reported
+}
+
+// modelCases builds, for every row of fluxauth.Model and every provider and variant it stands for, an object whose
+// only interesting field is the row's: cloud providers come with a mapped ServiceAccount of their cloud, so that no
+// other row applies.
+func modelCases(t *testing.T) []modelCase {
+	t.Helper()
+	var cases []modelCase
+	for i := range fluxauth.Model {
+		row := &fluxauth.Model[i]
+		providers := []string{row.Provider}
+		if row.Provider == fluxauth.AnyProvider {
+			providers = providersOf[row.Kind]
+		}
+		variants := []string{row.Variant}
+		if row.Variant == fluxauth.AnyVariant {
+			variants = []string{""}
+		}
+		for _, provider := range providers {
+			for _, variant := range variants {
+				cases = append(cases, modelObject(t, row, variant, provider))
+			}
+		}
+	}
+	return cases
+}
+
+func modelObject(t *testing.T, row *fluxauth.Row, variant, provider string) modelCase {
+	t.Helper()
+	c := modelCase{row: row, kind: row.Kind, variant: variant, provider: provider, violationAtField: fluxauth.Path(row.Field)}
+	spec := map[string]any{"provider": provider}
+	group := "source.toolkit.fluxcd.io"
+	var address string
+	switch row.Kind {
+	case "GitRepository":
+		c.hasAccountField = true
+		address = map[string]string{"aws": codeCommit, "azure": adoURL}[provider]
+		if address == "" {
+			address = githubURL
+		}
+		if variant == fluxauth.VariantSSH {
+			address = "ssh://git@ssh.dev.azure.com/v3/org/project/app"
+		}
+		spec["url"] = address
+	case "OCIRepository":
+		c.hasAccountField = true
+		address = map[string]string{"aws": ecrURL, "azure": acrURL, "gcp": garURL}[provider]
+		if address == "" {
+			address = "oci://registry.example.com/app"
+		}
+		spec["url"] = address
+	case "HelmRepository":
+		spec["type"] = variant
+		address = "https://charts.example.com/stable"
+		if variant == fluxauth.HelmTypeOCI {
+			address = "oci://registry.example.com/charts"
+		}
+		spec["url"] = address
+		if row.Class == fluxauth.ControllerIdentity {
+			c.violationAtField = fluxauth.FieldProvider // a HelmRepository has no serviceAccountName
+		}
+	case "Bucket":
+		c.hasAccountField = true
+		address = map[string]string{"aws": s3Endpoint, "azure": blobEndpoint}[provider]
+		if address == "" {
+			address = "minio.example.com:9000"
+		}
+		spec["bucketName"], spec["endpoint"] = "artifacts", address
+	case "ImageRepository":
+		c.hasAccountField = true
+		group = "image.toolkit.fluxcd.io"
+		address = map[string]string{"aws": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/app",
+			"azure": "tenants.azurecr.io/app", "gcp": "europe-docker.pkg.dev/p/app"}[provider]
+		if address == "" {
+			address = "registry.example.com/app"
+		}
+		spec["image"] = address
+	default:
+		t.Fatalf("no object for kind %s", row.Kind)
+	}
+	account := map[string]string{"aws": "aws-sa", "azure": "azure-sa", "gcp": "gcp-sa"}[provider]
+	if account != "" && c.hasAccountField && row.Field != fluxauth.FieldNoServiceAccount {
+		spec["serviceAccountName"] = account
+	}
+	ref := map[string]any{"name": "s"}
+	switch row.Field {
+	case fluxauth.FieldSecretRef, fluxauth.FieldCertSecretRef, fluxauth.FieldProxySecretRef:
+		spec[strings.TrimPrefix(row.Field, "spec.")] = ref
+	case fluxauth.FieldSTSSecretRef:
+		spec["sts"] = map[string]any{"provider": "ldap", "endpoint": "https://sts.example.com", "secretRef": ref}
+	case fluxauth.FieldSTSCertSecretRef:
+		spec["sts"] = map[string]any{"provider": "ldap", "endpoint": "https://sts.example.com", "certSecretRef": ref}
+	case fluxauth.FieldServiceAccountName:
+		if account == "" {
+			account = "some-sa" // the generic provider: only the ServiceAccount's pull secrets
+		}
+		spec["serviceAccountName"] = account
+	case fluxauth.FieldURLUserInfo:
+		scheme, rest, _ := strings.Cut(address, "://")
+		userinfo := "x-access-token" // a user name alone: Flux's generic Git and https Helm send it as basic auth
+		spec["url"] = scheme + "://" + userinfo + "@" + rest
+	case fluxauth.FieldURLQuery:
+		spec["url"] = address + "?token=abc"
+	case fluxauth.FieldEndpointQuery:
+		spec["endpoint"] = address + "/?sv=2022-11-02&sig=abc"
+	case fluxauth.FieldNoServiceAccount, fluxauth.FieldProvider:
+		// the provider alone is the point
+	default:
+		t.Fatalf("no way to set %s", row.Field)
+	}
+	c.object = map[string]any{
+		"apiVersion": group + "/v1", "kind": row.Kind,
+		"metadata": map[string]any{"name": "obj"}, "spec": spec,
+	}
+	return c
+}
+
+// TestEveryModelRowOnTheDecisionPath sends, for every row of the credential model, an object exercising it through the
+// validating handler (decoding included) under a strict mandate and a lenient one, and checks that a violation is
+// reported at the row's field exactly when its class says the mandate refuses it.
+func TestEveryModelRowOnTheDecisionPath(t *testing.T) {
+	p, err := policy.Parse("model.yaml", []byte(modelPolicy), admissiontest.Now)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	front := webhooktest.NewFront(p, policy.ModeEnforce)
+	refusedBy := map[string]map[fluxauth.Class]bool{
+		"strict": {fluxauth.StoredSecret: true, fluxauth.InlineCredential: true, fluxauth.PullSecrets: true,
+			fluxauth.AppKey: true, fluxauth.TLSMaterial: true, fluxauth.ProxyLogin: true, fluxauth.ControllerIdentity: true},
+		"lenient": {fluxauth.StoredSecret: true, fluxauth.InlineCredential: true, fluxauth.PullSecrets: true},
+	}
+	cases := modelCases(t)
+	checked := map[fluxauth.Class]int{}
+	for _, c := range cases {
+		for _, ns := range []string{"strict", "lenient"} {
+			name := fmt.Sprintf("%s/%s/%s/%s/%s", ns, c.kind, c.variant, c.provider, c.row.Field)
+			t.Run(name, func(t *testing.T) {
+				raw, err := json.Marshal(c.object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gv := strings.Split(c.object["apiVersion"].(string), "/")
+				_, resp := webhooktest.Ask(t, front, routes.PathValidateFluxSources, admissionv1.AdmissionRequest{
+					UID: "1", Operation: admissionv1.Create, Namespace: ns, Name: "obj",
+					Kind:   metav1.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind},
+					Object: runtime.RawExtension{Raw: raw},
+				})
+				src, err := fluxauth.Decode(schema.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind}, raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				src.Namespace = ns
+				var fields []string
+				for _, v := range fluxobjects.Evaluate(p, src, admissiontest.Now).Violations {
+					fields = append(fields, v.Field)
+				}
+				want := refusedBy[ns][c.row.Class]
+				if got := slices.Contains(fields, c.violationAtField); got != want {
+					t.Errorf("row %+v: violation at %s = %v, want %v; violations at %q", *c.row, c.violationAtField,
+						got, want, fields)
+				}
+				// The answer follows: denied exactly when something is refused. Every case maps the ServiceAccount
+				// its cloud needs, so nothing but the row itself (and an OCI HelmRepository's controller identity
+				// under the strict mandate) can be refused.
+				if resp.Allowed == (len(fields) > 0) {
+					t.Errorf("allowed = %v with violations at %q", resp.Allowed, fields)
+				}
+				for _, f := range fields {
+					helmController := c.kind == "HelmRepository" && ns == "strict" && f == fluxauth.FieldProvider
+					if f != c.violationAtField && !helmController {
+						t.Errorf("an unrelated violation at %s", f)
+					}
+				}
+			})
+			checked[c.row.Class]++
+		}
+	}
+	for _, class := range []fluxauth.Class{fluxauth.Ignored, fluxauth.StoredSecret, fluxauth.AppKey,
+		fluxauth.TLSMaterial, fluxauth.ProxyLogin, fluxauth.InlineCredential, fluxauth.PullSecrets,
+		fluxauth.ObjectIdentity, fluxauth.ControllerIdentity} {
+		if checked[class] == 0 {
+			t.Errorf("no row of class %q was exercised", class)
+		}
+	}
+	t.Logf("%d model rows, %d objects, %d requests", len(fluxauth.Model), len(cases), 2*len(cases))
+}
