@@ -6,6 +6,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/webhook/patch"
@@ -27,6 +29,20 @@ const (
 	DecisionSkipped    = "skipped"    // never evaluated: a deletion, a status update, an object being deleted
 	DecisionErrored    = "errored"    // the request could not be evaluated
 )
+
+// countedHandler is the per-path view of the decisions counter, resolved once so a request does no label lookup.
+type countedHandler map[string]prometheus.Counter
+
+func newCountedHandler(path string) countedHandler {
+	c := countedHandler{}
+	for _, d := range []string{DecisionAllowed, DecisionPatched, DecisionWarned, DecisionDenied, DecisionUnenforced,
+		DecisionExcepted, DecisionSkipped, DecisionErrored} {
+		c[d] = admissionDecisions.WithLabelValues(path, d)
+	}
+	return c
+}
+
+func (c countedHandler) inc(decision string) { c[decision].Inc() }
 
 // answeredMode is the mode a violation is answered in: the server-wide --mode=warn (an audit-only installation) and
 // an unchanged update turn enforce into warn.

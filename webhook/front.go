@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -46,7 +45,7 @@ const (
 	bodyCostFactor    = 3
 	budgetWait        = 2 * time.Second
 	defaultReadWindow = 10 * time.Second
-	firstBodyBuffer   = 64 << 10
+	firstBodyBuffer   = maxPooledBuffer
 )
 
 // Server serves the admission handlers at their paths.
@@ -64,12 +63,6 @@ type route struct {
 	count  countedHandler
 	decide decider
 }
-
-// badRequest is a body the handler cannot read.
-type badRequest struct{ err error }
-
-func (e *badRequest) Error() string { return e.err.Error() }
-func (e *badRequest) Unwrap() error { return e.err }
 
 // NewServer builds the front and every handler.
 func NewServer(o Options) *Server {
@@ -280,36 +273,4 @@ func writeReview(w http.ResponseWriter, code int, uid types.UID, resp *admission
 	w.WriteHeader(code)
 	_, _ = w.Write(*buf) // a ResponseWriter copies what it is given before Write returns
 	buffers.put(buf)
-}
-
-// buffers recycles the buffers of request bodies, patches and answers. A busy server would allocate three per request,
-// and with a large policy as live heap each allocated byte costs the garbage collector more than in a small process.
-// A buffer is returned only once nothing refers to it: decoding copies every string and raw value out of a body, and
-// the answer is written before the body and the patch go back. sync.Pool drops what a quiet server does not reuse.
-var buffers bufferPool
-
-// maxPooledBuffer keeps a rare large body's buffer from being held by the pool.
-const maxPooledBuffer = firstBodyBuffer
-
-type bufferPool struct{ pool sync.Pool }
-
-// get returns an empty buffer with room for at least n bytes.
-func (p *bufferPool) get(n int) *[]byte {
-	if b, ok := p.pool.Get().(*[]byte); ok {
-		if cap(*b) >= n {
-			return b
-		}
-		p.pool.Put(b)
-	}
-	b := make([]byte, 0, max(n, 4<<10))
-	return &b
-}
-
-// put gives a buffer back; a large one is left to the garbage collector.
-func (p *bufferPool) put(b *[]byte) {
-	if cap(*b) > maxPooledBuffer {
-		return
-	}
-	*b = (*b)[:0]
-	p.pool.Put(b)
 }

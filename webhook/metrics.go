@@ -33,20 +33,6 @@ func init() {
 	metrics.Registry.MustRegister(admissionDecisions, violations)
 }
 
-// countedHandler is the per-path view of the decisions counter, resolved once so a request does no label lookup.
-type countedHandler map[string]prometheus.Counter
-
-func newCountedHandler(path string) countedHandler {
-	c := countedHandler{}
-	for _, d := range []string{DecisionAllowed, DecisionPatched, DecisionWarned, DecisionDenied, DecisionUnenforced,
-		DecisionExcepted, DecisionSkipped, DecisionErrored} {
-		c[d] = admissionDecisions.WithLabelValues(path, d)
-	}
-	return c
-}
-
-func (c countedHandler) inc(decision string) { c[decision].Inc() }
-
 func countViolation(mode, kind, namespace, ruleType, rule string) {
 	violations.WithLabelValues(mode, boundedKind(kind), namespaceLabel(namespace), ruleType, rule).Inc()
 }

@@ -20,6 +20,12 @@ type review[O, OO any] struct {
 	Request    *verdict.Request[O, OO] `json:"request"`
 }
 
+// badRequest is a body no decision can read: answered HTTP 400.
+type badRequest struct{ err error }
+
+func (e *badRequest) Error() string { return e.err.Error() }
+func (e *badRequest) Unwrap() error { return e.err }
+
 // decodeReview accepts only what the webhook configurations ask for: an admission.k8s.io/v1 AdmissionReview with a
 // request carrying a uid.
 func decodeReview[O, OO any](body []byte) (*verdict.Request[O, OO], error) {
