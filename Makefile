@@ -15,6 +15,7 @@ FLUX_SOURCE_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/source-controller
 IMAGE_REFLECTOR_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/image-reflector-controller/api \(v[^ ]*\).*|\1|p' go.mod)
 CONTROLLER_GEN_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
+GOLANGCI_LINT_VERSION ?= v2.15.0
 CERT_MANAGER_VERSION := $(shell sed -n 's|^\s*github.com/cert-manager/cert-manager \(v[^ ]*\).*|\1|p' go.mod)
 KUSTOMIZE_CONTROLLER_VERSION ?= v1.9.6
 PROMETHEUS_OPERATOR_VERSION ?= v0.85.0
@@ -65,17 +66,30 @@ demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively
 	$(BIN)/fiw-devenv --demo --policy config/samples/policy.yaml --workdir $(BIN)/demo
 
 .PHONY: test
-test: envtest-bins flux-crds helm image e2e-manifests cert-manager-bins ## Run every test: unit, fuzz seeds, the chart, the image, the integration suites on a real API server, the demo and the end-to-end install.
+test: ## Run every test: lint, unit, integration (the chart, the image, the suites on a real API server, the compat modules, the demo) and the end-to-end install.
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory e2e
+
+.PHONY: unit
+unit: ## Unit tests under the race detector, and every fuzz target for 10,000 executions; no control plane needed.
+	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./internal/... ./cmd/... ./hack/...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+.PHONY: lint
+lint: golangci-lint ## go vet, gofmt and golangci-lint (.golangci.yml) over the module and its test-only modules.
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./internal/... ./cmd/... ./hack/...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
+	$(BIN)/golangci-lint run ./...
+
+.PHONY: integration
+integration: envtest-bins flux-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory azurecompat
 	$(MAKE) --no-print-directory demo
-	$(MAKE) --no-print-directory e2e
 
 .PHONY: e2e
 e2e: envtest-bins flux-crds helm image e2e-manifests cert-manager-bins ## helm install on kube-apiserver + kube-controller-manager, the image's binary behind the chart's Service, Flux's own Deployments; upgrade, uninstall, an outage (needs root).
@@ -161,6 +175,13 @@ $(E2E_MANIFESTS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_CONTROLLER_VERSION)-$(CERT_
 .PHONY: cert-manager-bins
 cert-manager-bins: ## Build cert-manager's controllers and CA injector from its module (cached) for the end-to-end suite.
 	CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/cert-manager-bins.sh $(CERT_MANAGER_BIN)
+
+.PHONY: golangci-lint
+golangci-lint: $(BIN)/.golangci-lint-$(GOLANGCI_LINT_VERSION) ## Build golangci-lint from the module proxy (cached) for make lint.
+
+$(BIN)/.golangci-lint-$(GOLANGCI_LINT_VERSION):
+	GOLANGCI_LINT_VERSION=$(GOLANGCI_LINT_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/golangci-lint-bin.sh $(BIN)/golangci-lint
+	@touch $@
 
 .PHONY: helm
 helm: $(BIN)/.helm-$(HELM_VERSION) ## Build helm from the module proxy (cached) for the chart tests.
