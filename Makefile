@@ -13,6 +13,13 @@ KUBE_VERSION   ?= 1.37.2
 ETCD_VERSION   ?= 3.6.16
 FLUX_SOURCE_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/source-controller/api \(v[^ ]*\).*|\1|p' go.mod)
 IMAGE_REFLECTOR_VERSION := $(shell sed -n 's|^\s*github.com/fluxcd/image-reflector-controller/api \(v[^ ]*\).*|\1|p' go.mod)
+gomod_version = $(shell sed -n 's|^\s*$(1) \(v[^ ]*\).*|\1|p' go.mod)
+KUSTOMIZE_API_VERSION        := $(call gomod_version,github.com/fluxcd/kustomize-controller/api)
+HELM_API_VERSION             := $(call gomod_version,github.com/fluxcd/helm-controller/api)
+NOTIFICATION_API_VERSION     := $(call gomod_version,github.com/fluxcd/notification-controller/api)
+IMAGE_AUTOMATION_API_VERSION := $(call gomod_version,github.com/fluxcd/image-automation-controller/api)
+FLUX_OPERATOR_VERSION        := $(call gomod_version,github.com/controlplaneio-fluxcd/flux-operator)
+FLUX_CRDS_STAMP := $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_API_VERSION)-$(FLUX_OPERATOR_VERSION)-$(IMAGE_REFLECTOR_VERSION)-$(HELM_API_VERSION)-$(NOTIFICATION_API_VERSION)-$(IMAGE_AUTOMATION_API_VERSION)
 CONTROLLER_GEN_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
@@ -155,12 +162,17 @@ $(ENVTEST_BINS)/kube-apiserver $(ENVTEST_BINS)/etcd $(ENVTEST_BINS)/kube-control
 	KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/envtest-bins.sh $(ENVTEST_BINS)
 
 .PHONY: flux-crds
-flux-crds: $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION) ## Copy Flux's real CRDs from the source-controller module; generate ImageRepository's.
+flux-crds: $(FLUX_CRDS_STAMP) ## Copy Flux's real CRDs from the controller modules the proxy serves; generate the others from their API modules.
 
-$(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION):
-	FLUX_SOURCE_VERSION=$(FLUX_SOURCE_VERSION) hack/flux-crds.sh $(FLUX_CRDS)
-	IMAGE_REFLECTOR_VERSION=$(IMAGE_REFLECTOR_VERSION) CONTROLLER_GEN_VERSION=$(CONTROLLER_GEN_VERSION) \
-	  FIW_CACHE_DIR=$(CACHE_DIR) hack/image-crds.sh $(FLUX_CRDS)
+$(FLUX_CRDS_STAMP):
+	hack/flux-crds.sh $(FLUX_CRDS) github.com/fluxcd/source-controller@$(FLUX_SOURCE_VERSION) \
+	  github.com/fluxcd/kustomize-controller@$(KUSTOMIZE_API_VERSION) \
+	  github.com/controlplaneio-fluxcd/flux-operator@$(FLUX_OPERATOR_VERSION)
+	CONTROLLER_GEN_VERSION=$(CONTROLLER_GEN_VERSION) FIW_CACHE_DIR=$(CACHE_DIR) hack/api-crds.sh $(FLUX_CRDS) \
+	  github.com/fluxcd/image-reflector-controller/api@$(IMAGE_REFLECTOR_VERSION):./v1/... \
+	  github.com/fluxcd/helm-controller/api@$(HELM_API_VERSION):./v2/... \
+	  github.com/fluxcd/notification-controller/api@$(NOTIFICATION_API_VERSION):./v1/...:./v1beta3/... \
+	  github.com/fluxcd/image-automation-controller/api@$(IMAGE_AUTOMATION_API_VERSION):./v1/...
 	@touch $@
 
 .PHONY: e2e-manifests

@@ -83,6 +83,17 @@ func (p *Policy) MandatesFor(namespace, kind string) []*Mandate {
 	return out
 }
 
+// CoversKind says whether some mandate covers kind, in any namespace: tools that read the cluster (audit) list only
+// the kinds a mandate covers, and need no right to read the others (Secrets above all).
+func (p *Policy) CoversKind(kind string) bool {
+	for i := range p.Spec.Mandates {
+		if slices.Contains(p.Spec.Mandates[i].Kinds, kind) {
+			return true
+		}
+	}
+	return false
+}
+
 // MapsNamespace says whether some identity entry can match ServiceAccounts of namespace.
 func (p *Policy) MapsNamespace(namespace string) bool {
 	for i := range p.Spec.Identities {

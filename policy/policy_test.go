@@ -185,7 +185,7 @@ func TestMandatesFor(t *testing.T) {
 			[]string{"everything", "flux-git"}},
 		{"a namespace only the star names gets the star's kinds", "default", "Bucket", []string{"registries"}},
 		{"a kind no mandate covers there gets nothing", "default", "GitRepository", nil},
-		{"a kind the webhook does not know gets nothing", "team-a", "Kustomization", nil},
+		{"a kind the webhook does not know gets nothing", "team-a", "Alert", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

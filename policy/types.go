@@ -38,10 +38,18 @@ type Metadata struct {
 type Flux struct {
 	// Namespaces are where Flux's controllers run (default [flux-system]); exact names.
 	Namespaces []string `yaml:"namespaces"`
-	// DefaultServiceAccount is the controllers' --default-service-account flag (Flux's multi-tenancy lockdown): a
-	// source without spec.serviceAccountName then authenticates as this ServiceAccount of its own namespace, never as
-	// the controller.
+	// DefaultServiceAccount is the --default-service-account flag of the controllers that authenticate to clouds
+	// (source-controller, image-reflector-controller, image-automation-controller, notification-controller; Flux's
+	// multi-tenancy lockdown): an object without spec.serviceAccountName then authenticates as this ServiceAccount of
+	// its own namespace, never as the controller. (kustomize-controller's and helm-controller's flag of that name only
+	// sets whom they impersonate.)
 	DefaultServiceAccount string `yaml:"defaultServiceAccount"`
+	// DefaultDecryptionServiceAccount is kustomize-controller's --default-decryption-service-account: a Kustomization
+	// whose spec.decryption names no serviceAccountName decrypts with this ServiceAccount's cloud identity.
+	DefaultDecryptionServiceAccount string `yaml:"defaultDecryptionServiceAccount"`
+	// DefaultKubeConfigServiceAccount is kustomize-controller's and helm-controller's
+	// --default-kubeconfig-service-account: a kubeconfig ConfigMap without serviceAccountName uses this ServiceAccount.
+	DefaultKubeConfigServiceAccount string `yaml:"defaultKubeConfigServiceAccount"`
 }
 
 // DefaultFluxNamespace is where Flux installs its controllers unless told otherwise.
@@ -87,7 +95,7 @@ type GCP struct {
 	WorkloadIdentityProvider string `yaml:"workloadIdentityProvider"`
 }
 
-// Mandate says where long-lived source credentials are not allowed.
+// Mandate says where long-lived credentials are not allowed on the Flux objects of its kinds.
 type Mandate struct {
 	Name       string   `yaml:"name"`
 	Namespaces []string `yaml:"namespaces"`
@@ -113,10 +121,17 @@ const (
 	CoverTLSClientKeys = "tlsClientKeys"
 	// CoverProxyCredentials covers spec.proxySecretRef: the proxy's address and login, not the source's own.
 	CoverProxyCredentials = "proxyCredentials"
+	// CoverSOPSPrivateKeys covers the age and PGP private keys SOPS decrypts with (a Kustomization's
+	// spec.decryption.secretRef, and the *.agekey and *.asc entries of a decryption Secret): long-lived keys, but the
+	// ones SOPS is built around, so a platform opts in to refusing them.
+	CoverSOPSPrivateKeys = "sopsPrivateKeys"
+	// CoverReceiverTokens covers a Receiver's spec.secretRef: the shared token that authenticates a sender, where a
+	// generic-oidc Receiver would verify the sender's own identity instead.
+	CoverReceiverTokens = "receiverTokens"
 )
 
 // CoverValues are the known values of Mandate.Cover.
-var CoverValues = []string{CoverTLSClientKeys, CoverProxyCredentials}
+var CoverValues = []string{CoverTLSClientKeys, CoverProxyCredentials, CoverSOPSPrivateKeys, CoverReceiverTokens}
 
 // Covers says whether the mandate opted in to treating what is of the given Cover value as a credential.
 func (m *Mandate) Covers(what string) bool {
@@ -189,9 +204,11 @@ const (
 	CloudGCP   Cloud = "gcp"
 )
 
-// Flux source kinds the validating webhook knows (the credential model's). A mandate without kinds covers all of
+// Kinds are the kinds a mandate can cover, as Flux spells them: every kind of the credential model (Flux's sources,
+// Kustomization, HelmRelease, notification Provider and Receiver, ImageUpdateAutomation, Flux Operator's
+// ResourceSetInputProvider) and Secret, which means SOPS decryption Secrets only. A mandate without kinds covers all of
 // them.
-var SourceKinds = fluxauth.Kinds
+var Kinds = fluxauth.Kinds
 
 // ProviderGitHub is GitRepository's spec.provider for GitHub App authentication: the only secret-based scheme a
 // mandate's allowProviders can accept.

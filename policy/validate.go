@@ -177,11 +177,11 @@ func validateMandate(m *Mandate, path string, names map[string]string, errs, war
 	patterns(m.Namespaces, path+".namespaces", namespacePattern, "namespace", errs)
 	m.Mode = defaultMode(m.Mode, path+".mode", errs)
 	if len(m.Kinds) == 0 {
-		m.Kinds = slices.Clone(SourceKinds)
+		m.Kinds = slices.Clone(Kinds)
 	}
 	for i, k := range m.Kinds {
-		if !slices.Contains(SourceKinds, k) {
-			errs.add(fmt.Sprintf("%s.kinds[%d]", path, i), "unknown kind %q (known: %s)", k, strings.Join(SourceKinds, ", "))
+		if !slices.Contains(Kinds, k) {
+			errs.add(fmt.Sprintf("%s.kinds[%d]", path, i), "unknown kind %q (known: %s)", k, strings.Join(Kinds, ", "))
 		}
 	}
 	for i, p := range m.AllowProviders {
@@ -215,8 +215,12 @@ func validateFlux(fx *Flux, errs *findings) {
 			errs.add(fmt.Sprintf("flux.namespaces[%d]", i), "must be a namespace name (no globs), got %q", ns)
 		}
 	}
-	if sa := fx.DefaultServiceAccount; sa != "" && (strings.ContainsAny(sa, "*?") || !serviceAccountPattern.MatchString(sa)) {
-		errs.add("flux.defaultServiceAccount", "must be a ServiceAccount name, got %q", sa)
+	for _, f := range []struct{ field, value string }{{"defaultServiceAccount", fx.DefaultServiceAccount},
+		{"defaultDecryptionServiceAccount", fx.DefaultDecryptionServiceAccount},
+		{"defaultKubeConfigServiceAccount", fx.DefaultKubeConfigServiceAccount}} {
+		if sa := f.value; sa != "" && (strings.ContainsAny(sa, "*?") || !serviceAccountPattern.MatchString(sa)) {
+			errs.add("flux."+f.field, "must be a ServiceAccount name, got %q", sa)
+		}
 	}
 }
 
@@ -224,8 +228,8 @@ func validateException(e *Exception, path string, now time.Time, errs, warns *fi
 	if !dnsLabel.MatchString(e.Namespace) {
 		errs.add(path+".namespace", "must be a namespace name, got %q", e.Namespace)
 	}
-	if !slices.Contains(SourceKinds, e.Kind) {
-		errs.add(path+".kind", "unknown kind %q (known: %s)", e.Kind, strings.Join(SourceKinds, ", "))
+	if !slices.Contains(Kinds, e.Kind) {
+		errs.add(path+".kind", "unknown kind %q (known: %s)", e.Kind, strings.Join(Kinds, ", "))
 	}
 	if e.Name == "" || !serviceAccountPattern.MatchString(e.Name) {
 		errs.add(path+".name", "must be an object name or a glob, got %q", e.Name)

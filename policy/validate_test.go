@@ -529,8 +529,8 @@ func TestParseRejects(t *testing.T) {
 		},
 		{
 			name: "unknown mandate kind is rejected at its list item",
-			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    kinds: [GitRepository, Kustomization]"),
-			want: []wantProblem{{6, 28, "mandates[0].kinds[1]", `unknown kind "Kustomization" (known: GitRepository,`}},
+			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    kinds: [GitRepository, Alert]"),
+			want: []wantProblem{{6, 28, "mandates[0].kinds[1]", `unknown kind "Alert" (known: GitRepository,`}},
 		},
 		{
 			name: "kinds are case-sensitive",
@@ -560,7 +560,7 @@ func TestParseRejects(t *testing.T) {
 			name: "unknown cover value is rejected at its list item",
 			yaml: withMandateHeader("  - name: no-static", nsFluxSystem, "    cover: [tlsClientKeys, verifyKeys]"),
 			want: []wantProblem{{6, 28, "mandates[0].cover[1]",
-				`unknown value "verifyKeys" (known: tlsClientKeys, proxyCredentials)`}},
+				`unknown value "verifyKeys" (known: tlsClientKeys, proxyCredentials, sopsPrivateKeys, receiverTokens)`}},
 		},
 		{
 			name: "allowControllerIdentity is a boolean",
@@ -609,9 +609,9 @@ func TestParseRejects(t *testing.T) {
 			want: []wantProblem{{7, 5, "exceptions[0].namespace", `must be a namespace name, got ""`}},
 		},
 		{
-			name: "exception kind must be a Flux source kind",
-			yaml: exceptionDoc("team-a", "Kustomization", "legacy", "PLAT-1", `"2030-01-01"`),
-			want: []wantProblem{{8, 11, "exceptions[0].kind", `unknown kind "Kustomization"`}},
+			name: "exception kind must be a kind a mandate can cover",
+			yaml: exceptionDoc("team-a", "Alert", "legacy", "PLAT-1", `"2030-01-01"`),
+			want: []wantProblem{{8, 11, "exceptions[0].kind", `unknown kind "Alert"`}},
 		},
 		{
 			name: "exception name is required",
@@ -673,7 +673,7 @@ func TestParseRejects(t *testing.T) {
 				"      tokenExpirationSeconds: 60",
 				"exceptions:",
 				"  - namespace: flux-system",
-				"    kind: Kustomization",
+				"    kind: Alert",
 				"    name: legacy",
 				"    reason: PLAT-1",
 				`    expires: "2030-01-01"`,
@@ -843,8 +843,8 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 		t.Errorf("explicit values: injection %q mode %q, want full and warn", tenants.Injection, tenants.Mode)
 	}
 	all, git := p.Spec.Mandates[0], p.Spec.Mandates[1]
-	if all.Mode != ModeEnforce || !slices.Equal(all.Kinds, SourceKinds) {
-		t.Errorf("mandate defaults: mode %q kinds %v, want enforce and %v", all.Mode, all.Kinds, SourceKinds)
+	if all.Mode != ModeEnforce || !slices.Equal(all.Kinds, Kinds) {
+		t.Errorf("mandate defaults: mode %q kinds %v, want enforce and %v", all.Mode, all.Kinds, Kinds)
 	}
 	if git.Mode != ModeOff || !slices.Equal(git.Kinds, []string{"GitRepository"}) {
 		t.Errorf("explicit mandate: mode %q kinds %v", git.Mode, git.Kinds)
@@ -857,8 +857,8 @@ func TestDefaultsAreFilledIn(t *testing.T) {
 		t.Errorf("mandate opt-ins were filled in: %+v", all)
 	}
 	all.Kinds[0] = "changed"
-	if SourceKinds[0] == "changed" {
-		t.Error("a mandate's default kinds share storage with SourceKinds")
+	if Kinds[0] == "changed" {
+		t.Error("a mandate's default kinds share storage with Kinds")
 	}
 }
 

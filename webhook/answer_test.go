@@ -115,7 +115,7 @@ func TestBoundedLabels(t *testing.T) {
 	if got := namespaceLabel("Team_A"); got != labelInvalid {
 		t.Errorf("an invalid namespace became the label %q", got)
 	}
-	if got := boundedKind("Secret"); got != labelInvalid {
+	if got := boundedKind("ConfigMap"); got != labelInvalid {
 		t.Errorf("an unknown kind became the label %q", got)
 	}
 	seen := 0

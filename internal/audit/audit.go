@@ -1,6 +1,9 @@
-// Package audit reads every Flux source in a cluster and decides each exactly as the admission webhook would
-// (fluxobjects.Evaluate on fluxauth.Of of the object): the backlog of sources that violate the policy's mandates.
-// Sources are read a page at a time and only the violating ones are kept.
+// Package audit reads every Flux object a mandate covers in a cluster and decides each exactly as the admission
+// webhook would (fluxobjects.Evaluate on fluxauth.Of of the object; fluxobjects.EvaluateSecret for a SOPS decryption
+// Secret), plus what admission cannot see: the kubeconfig ConfigMaps Kustomizations and HelmReleases name
+// (fluxobjects.EvaluateKubeConfig). Objects are read a page at a time and only the violating ones are kept, with the
+// credentials Flux offers no identity alternative for, so a platform sees what remains. Only the kinds some mandate
+// covers are read: without a mandate over Secrets, no Secret is listed.
 package audit
 
 import (
@@ -10,10 +13,12 @@ import (
 	"strings"
 	"time"
 
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxcd/pkg/apis/meta"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
@@ -21,19 +26,32 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
 )
 
-// Finding is one Flux source with at least one violation.
+// Finding is one Flux object with at least one violation.
 type Finding struct {
-	Kind       string                        `json:"kind"`
-	Namespace  string                        `json:"namespace"`
-	Name       string                        `json:"name"`
-	Violations []fluxobjects.SourceViolation `json:"violations"`
+	Kind       string                  `json:"kind"`
+	Namespace  string                  `json:"namespace"`
+	Name       string                  `json:"name"`
+	Violations []fluxobjects.Violation `json:"violations"`
+}
+
+// Remaining is a credential a mandated namespace keeps because Flux offers no workload identity for it (a Slack
+// webhook, a GitHub token for commit statuses): never denied, listed so a platform sees what remains.
+type Remaining struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Field     string `json:"field"`
+	// Reads says what Flux reads there (fluxauth.Row.Reads).
+	Reads string `json:"reads"`
 }
 
 // Result is what Run found.
 type Result struct {
-	// Findings are the violating sources, ordered by namespace, kind and name.
+	// Findings are the violating objects, ordered by namespace, kind and name.
 	Findings []Finding `json:"findings"`
-	// Checked counts the sources evaluated.
+	// Remaining are the credentials without an identity alternative in mandated namespaces, in the same order.
+	Remaining []Remaining `json:"remaining,omitempty"`
+	// Checked counts the objects evaluated.
 	Checked int `json:"checked"`
 	// SkippedKinds are kinds whose CRD the cluster does not serve.
 	SkippedKinds []string `json:"skippedKinds,omitempty"`
@@ -54,23 +72,17 @@ func (r Result) Blocking() int {
 	return n
 }
 
-// lists are the list types of the Flux source kinds, keyed by fluxauth.Kinds.
-var lists = map[string]func() client.ObjectList{
-	sourcev1.GitRepositoryKind:  func() client.ObjectList { return &sourcev1.GitRepositoryList{} },
-	sourcev1.OCIRepositoryKind:  func() client.ObjectList { return &sourcev1.OCIRepositoryList{} },
-	sourcev1.HelmRepositoryKind: func() client.ObjectList { return &sourcev1.HelmRepositoryList{} },
-	sourcev1.BucketKind:         func() client.ObjectList { return &sourcev1.BucketList{} },
-	imagev1.ImageRepositoryKind: func() client.ObjectList { return &imagev1.ImageRepositoryList{} },
-}
-
-// Run lists every Flux source of the kinds fluxauth knows, cluster-wide, through l (whose client's scheme knows
-// sourcev1 and imagev1), and evaluates each with fluxobjects.Evaluate at now. Objects being deleted are left out,
-// as admission never evaluates them; a kind whose CRD is not installed is skipped. On an error the result holds
-// what was found before it, with Incomplete set.
+// Run lists every object of the kinds fluxauth knows that some mandate covers, cluster-wide, through l (whose client's
+// scheme knows them: fluxauth.AddToScheme), and evaluates each as admission does at now. Objects being deleted are
+// left out, as admission never evaluates them; a kind whose CRD is not installed is skipped. On an error the result
+// holds what was found before it, with Incomplete set.
 func Run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time) (Result, error) {
 	var res Result
 	err := run(ctx, l, p, now, &res)
 	slices.SortFunc(res.Findings, func(a, b Finding) int {
+		return strings.Compare(a.Namespace+"\x00"+a.Kind+"\x00"+a.Name, b.Namespace+"\x00"+b.Kind+"\x00"+b.Name)
+	})
+	slices.SortStableFunc(res.Remaining, func(a, b Remaining) int {
 		return strings.Compare(a.Namespace+"\x00"+a.Kind+"\x00"+a.Name, b.Namespace+"\x00"+b.Kind+"\x00"+b.Name)
 	})
 	if err != nil {
@@ -80,16 +92,16 @@ func Run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Tim
 }
 
 func run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time, res *Result) error {
-	for _, kind := range fluxauth.Kinds {
-		newList, ok := lists[kind]
-		if !ok {
-			return fmt.Errorf("audit does not know the list type of %s", kind)
+	a := auditor{l: l, p: p, now: now, res: res, configMaps: map[string]fluxobjects.KubeConfigMap{}}
+	for _, api := range fluxauth.APIs {
+		if !p.CoversKind(api.Kind) {
+			continue
 		}
-		err := kubelist.Pages(ctx, l, kind, newList, func(list client.ObjectList) error {
-			return evaluate(list, p, now, res)
+		err := kubelist.Pages(ctx, l, api.Kind, api.NewList, func(list client.ObjectList) error {
+			return a.page(ctx, list)
 		})
 		if apimeta.IsNoMatchError(err) {
-			res.SkippedKinds = append(res.SkippedKinds, kind)
+			res.SkippedKinds = append(res.SkippedKinds, api.Kind)
 			continue
 		}
 		if err != nil {
@@ -99,8 +111,18 @@ func run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Tim
 	return nil
 }
 
-// evaluate decides every source of one page and keeps the violating ones.
-func evaluate(list client.ObjectList, p *policy.Policy, now time.Time, res *Result) error {
+// auditor decides the objects of one run.
+type auditor struct {
+	l   *kubelist.Lister
+	p   *policy.Policy
+	now time.Time
+	res *Result
+	// configMaps are the kubeconfig ConfigMaps read so far, by namespace/name.
+	configMaps map[string]fluxobjects.KubeConfigMap
+}
+
+// page decides every object of one page and keeps the violating ones.
+func (a *auditor) page(ctx context.Context, list client.ObjectList) error {
 	items, err := apimeta.ExtractList(list)
 	if err != nil {
 		return fmt.Errorf("read %T: %w", list, err)
@@ -110,18 +132,69 @@ func evaluate(list client.ObjectList, p *policy.Policy, now time.Time, res *Resu
 		if !ok {
 			return fmt.Errorf("%T holds a %T", list, item)
 		}
-		src, err := fluxauth.Of(obj)
+		if obj.GetDeletionTimestamp() != nil {
+			continue
+		}
+		if secret, ok := obj.(*corev1.Secret); ok {
+			uses := fluxauth.SecretUses(secret.Data)
+			if len(uses) == 0 {
+				continue // not a SOPS decryption Secret: admission never sees it either
+			}
+			a.res.Checked++
+			a.keep(fluxobjects.EvaluateSecret(a.p, secret.Namespace, secret.Name, secret.Data, a.now))
+			continue
+		}
+		o, err := fluxauth.Of(obj)
 		if err != nil {
 			return err
 		}
-		if src.Deleting {
-			continue
+		a.res.Checked++
+		d := fluxobjects.Evaluate(a.p, o, a.now)
+		if o.KubeConfigConfigMapRef != "" && len(d.Mandates) > 0 {
+			cm, err := a.configMap(ctx, o.Namespace, o.KubeConfigConfigMapRef)
+			if err != nil {
+				return err
+			}
+			d.Violations = append(d.Violations, fluxobjects.EvaluateKubeConfig(a.p, o, cm, a.now).Violations...)
 		}
-		res.Checked++
-		if d := fluxobjects.Evaluate(p, src, now); len(d.Violations) > 0 {
-			res.Findings = append(res.Findings, Finding{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name,
-				Violations: d.Violations})
+		a.keep(d)
+		if len(d.Mandates) > 0 {
+			for _, u := range fluxauth.Uses(o) {
+				if u.Class == fluxauth.NoAlternative {
+					a.res.Remaining = append(a.res.Remaining, Remaining{Kind: o.Kind, Namespace: o.Namespace,
+						Name: o.Name, Field: fluxauth.Path(u.Field), Reads: u.Row.Reads})
+				}
+			}
 		}
 	}
 	return nil
+}
+
+func (a *auditor) keep(d fluxobjects.Decision) {
+	if len(d.Violations) > 0 {
+		a.res.Findings = append(a.res.Findings, Finding{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name,
+			Violations: d.Violations})
+	}
+}
+
+// configMap reads a kubeconfig ConfigMap once (pkg/auth utils GetRESTConfig reads its provider and
+// serviceAccountName keys, in the object's namespace).
+func (a *auditor) configMap(ctx context.Context, namespace, name string) (fluxobjects.KubeConfigMap, error) {
+	key := namespace + "/" + name
+	if cm, ok := a.configMaps[key]; ok {
+		return cm, nil
+	}
+	var obj corev1.ConfigMap
+	err := a.l.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &obj)
+	var cm fluxobjects.KubeConfigMap
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return cm, fmt.Errorf("read kubeconfig ConfigMap %s: %w", key, err)
+	default:
+		cm = fluxobjects.KubeConfigMap{Found: true, Provider: obj.Data[meta.KubeConfigKeyProvider],
+			ServiceAccountName: obj.Data[meta.KubeConfigKeyServiceAccountName]}
+	}
+	a.configMaps[key] = cm
+	return cm, nil
 }

@@ -29,8 +29,7 @@ import (
 
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
-	utilruntime.Must(sourcev1.AddToScheme(s))
-	utilruntime.Must(imagev1.AddToScheme(s))
+	utilruntime.Must(fluxauth.AddToScheme(s))
 	return s
 }()
 
@@ -191,31 +190,23 @@ func TestRun(t *testing.T) {
 	})
 }
 
-func TestEveryFluxKindHasItsListType(t *testing.T) {
-	for _, kind := range fluxauth.Kinds {
-		newList, ok := lists[kind]
-		if !ok {
-			t.Errorf("no list type for %s", kind)
-			continue
+func TestEveryKindListsAsItsListType(t *testing.T) {
+	for _, a := range fluxauth.APIs {
+		gvk, err := apiutil.GVKForObject(a.NewList(), scheme)
+		if err != nil || gvk.Kind != a.Kind+"List" {
+			t.Errorf("%s lists as %v (%v)", a.Kind, gvk, err)
 		}
-		gvk, err := apiutil.GVKForObject(newList(), scheme)
-		if err != nil || gvk.Kind != kind+"List" {
-			t.Errorf("%s lists as %v (%v)", kind, gvk, err)
-		}
-	}
-	if len(lists) != len(fluxauth.Kinds) {
-		t.Errorf("%d list types for %d kinds", len(lists), len(fluxauth.Kinds))
 	}
 }
 
 var fixture = Result{
 	Checked: 3,
 	Findings: []Finding{
-		{Kind: "GitRepository", Namespace: "team-a", Name: "app", Violations: []fluxobjects.SourceViolation{{
+		{Kind: "GitRepository", Namespace: "team-a", Name: "app", Violations: []fluxobjects.Violation{{
 			Mandate: "no-static-git-credentials", Mode: policy.ModeEnforce, Field: "spec.secretRef",
 			Message: "[no-static-git-credentials] spec.secretRef: remove it, set spec.provider: azure (identity tenants)",
 		}}},
-		{Kind: "Bucket", Namespace: "quiet", Name: "b", Violations: []fluxobjects.SourceViolation{{
+		{Kind: "Bucket", Namespace: "quiet", Name: "b", Violations: []fluxobjects.Violation{{
 			Mandate: "quiet", Mode: policy.ModeOff, Field: "spec.secretRef", Message: "[quiet] spec.secretRef: remove it",
 		}}},
 	},

@@ -1,6 +1,7 @@
 package fluxauth
 
 import (
+	fluxcdv1 "github.com/controlplaneio-fluxcd/flux-operator/api/v1"
 	"net/url"
 	"regexp"
 	"strings"
@@ -26,7 +27,7 @@ type addressCredential struct {
 
 // addressCredentials finds user info and token parameters in a source's address, where the model says Flux reads
 // that part of the address (a password is reported wherever it is written).
-func addressCredentials(s Source) []addressCredential {
+func addressCredentials(s Object) []addressCredential {
 	var out []addressCredential
 	switch s.Kind {
 	case git, oci, helm:
@@ -42,6 +43,22 @@ func addressCredentials(s Source) []addressCredential {
 		}
 		if q := credentialQuery(u); q != "" && Lookup(s.Kind, VariantOf(s), s.EffectiveProvider(), FieldURLQuery) != nil {
 			out = append(out, addressCredential{field: FieldURLQuery, ref: q})
+		}
+	case inputs:
+		if u, err := url.Parse(s.Address); err == nil && u.User != nil {
+			out = append(out, addressCredential{field: FieldURLUserInfo, ref: u.User.String(), password: true})
+		}
+	case provider:
+		// A notification Provider posts to spec.address as written (or to the Secret's address, which wins); Azure
+		// Event Hubs takes an address holding SharedAccessKey for a connection string (NewAzureEventHub).
+		if strings.Contains(s.Address, "SharedAccessKey") {
+			out = append(out, addressCredential{field: FieldAddressSAS, ref: s.Address})
+		} else if u, err := url.Parse(s.Address); err == nil && u.User != nil {
+			out = append(out, addressCredential{field: FieldAddressUserInfo, ref: u.User.String(), password: true})
+		}
+		if u, err := url.Parse(s.Proxy); err == nil && u.User != nil {
+			_, hasPassword := u.User.Password()
+			out = append(out, addressCredential{field: FieldProxyUserInfo, ref: u.User.String(), password: hasPassword})
 		}
 	case bucket:
 		if !strings.Contains(s.Address, "://") {
@@ -103,7 +120,7 @@ var (
 // TargetCloud says whose workload identity can reach the source: "aws", "azure" or "gcp" when its address names a
 // cloud service (CodeCommit, Azure DevOps, ECR, ACR, Artifact Registry, S3, Blob storage, Cloud Storage), else the
 // cloud spec.provider selects, else "".
-func TargetCloud(s Source) string {
+func TargetCloud(s Object) string {
 	if c := cloudOfAddress(s); c != "" {
 		return c
 	}
@@ -114,7 +131,7 @@ func TargetCloud(s Source) string {
 	return ""
 }
 
-func cloudOfAddress(s Source) string {
+func cloudOfAddress(s Object) string {
 	switch s.Kind {
 	case git:
 		u, err := url.Parse(s.Address)
@@ -124,6 +141,13 @@ func cloudOfAddress(s Source) string {
 		return gitCloud(u)
 	case oci, helm, image:
 		return registryCloud(RegistryHost(s.Address))
+	case inputs:
+		if s.Type == fluxcdv1.InputProviderOCIArtifactTag {
+			return registryCloud(RegistryHost(s.Address))
+		}
+		return "" // the type names the cloud (EffectiveProvider)
+	case provider:
+		return "" // the type names the cloud (EffectiveProvider)
 	case bucket:
 		if s.EffectiveProvider() == ProviderGCP {
 			return ProviderGCP // the gcp client never reads spec.endpoint (gcp NewClient)

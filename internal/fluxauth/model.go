@@ -1,7 +1,8 @@
 package fluxauth
 
 import (
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
+	fluxcdv1 "github.com/controlplaneio-fluxcd/flux-operator/api/v1"
+	notificationv1beta3 "github.com/fluxcd/notification-controller/api/v1beta3"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 )
 
@@ -28,9 +29,51 @@ const (
 	PullSecrets Class = "pull secrets"
 	// ObjectIdentity: the workload identity of the named ServiceAccount of the object's namespace.
 	ObjectIdentity Class = "object identity"
-	// ControllerIdentity: the controller's own cloud identity, unless Flux runs with --default-service-account and
-	// the row says that flag applies.
+	// ControllerIdentity: the controller's own cloud identity, unless Flux runs with the lockdown flag the row names.
 	ControllerIdentity Class = "controller identity"
+	// SOPSKeys: the age or PGP private keys SOPS decrypts with. Long-lived, but what SOPS is built around: a mandate
+	// refuses them only when it covers sopsPrivateKeys.
+	SOPSKeys Class = "SOPS private keys"
+	// ReceiverToken: the shared token a Receiver authenticates its sender with; a mandate refuses it only when it
+	// covers receiverTokens (a generic-oidc Receiver verifies the sender's own identity instead).
+	ReceiverToken Class = "receiver token"
+	// BorrowedCredentials: credentials another namespace holds (an ImageUpdateAutomation pushing with a GitRepository
+	// of another namespace, whose Secrets are read there).
+	BorrowedCredentials Class = "another namespace's credentials"
+	// BorrowedIdentity: a credential configuration without a secret of its own that makes the controller authenticate
+	// as an identity it can reach but the object's namespace does not own (the node's managed identity, an
+	// external_account reading a token from the controller's file system). Never excused.
+	BorrowedIdentity Class = "borrowed identity"
+	// KMSIdentity: the identity spec.decryption.serviceAccountName gives SOPS: the ServiceAccount's cloud identity for
+	// the KMS keys the files name, or a Vault/OpenBao role bound to the ServiceAccount itself (which needs no cloud
+	// annotation).
+	KMSIdentity Class = "KMS identity"
+	// ConfigMapIdentity: a kubeconfig ConfigMap naming the cloud cluster and, in its own serviceAccountName key, the
+	// identity; admission cannot read the ConfigMap, doctor and audit do.
+	ConfigMapIdentity Class = "kubeconfig identity"
+	// NoAlternative: a credential for a service Flux offers no workload identity for (a Slack webhook, a GitHub token
+	// for commit statuses). Never refused; audit lists them, so a platform sees what remains.
+	NoAlternative Class = "no identity alternative"
+)
+
+// Lockdown names the controller flag that, where it is set, replaces the controller's own identity with a
+// ServiceAccount of the object's namespace (Flux's multi-tenancy lockdown). The policy's flux section tells the
+// webhook which of them the controllers run with.
+type Lockdown string
+
+// The lockdown flags.
+const (
+	// LockdownServiceAccount is --default-service-account of source-controller, image-reflector-controller,
+	// image-automation-controller and notification-controller (pkg/auth SetDefaultServiceAccount); policy
+	// flux.defaultServiceAccount.
+	LockdownServiceAccount Lockdown = "--default-service-account"
+	// LockdownDecryption is kustomize-controller's --default-decryption-service-account
+	// (pkg/auth SetDefaultDecryptionServiceAccount); policy flux.defaultDecryptionServiceAccount.
+	LockdownDecryption Lockdown = "--default-decryption-service-account"
+	// LockdownKubeConfig is kustomize-controller's and helm-controller's --default-kubeconfig-service-account
+	// (pkg/auth SetDefaultKubeConfigServiceAccount), used for a kubeconfig ConfigMap without serviceAccountName;
+	// policy flux.defaultKubeConfigServiceAccount.
+	LockdownKubeConfig Lockdown = "--default-kubeconfig-service-account"
 )
 
 // The values of spec.provider. Git has generic, aws, azure and github; the others generic, aws, azure and gcp.
@@ -59,6 +102,30 @@ const (
 	FieldURLQuery = "spec.url query"
 	// FieldEndpointQuery is a query parameter of a Bucket's spec.endpoint that carries a token.
 	FieldEndpointQuery = "spec.endpoint query"
+	// FieldAddressUserInfo is the user info of a notification Provider's spec.address; FieldAddressSAS the
+	// SharedAccessKey of an Azure Event Hubs connection string written there; FieldProxyUserInfo the user info of its
+	// deprecated spec.proxy.
+	FieldAddressUserInfo = "spec.address user info"
+	FieldAddressSAS      = "spec.address shared access key"
+	FieldProxyUserInfo   = "spec.proxy user info"
+
+	// Kustomization and HelmRelease.
+	FieldDecryptionSecretRef          = "spec.decryption.secretRef"
+	FieldDecryptionServiceAccountName = "spec.decryption.serviceAccountName"
+	// FieldNoDecryptionServiceAccount is spec.decryption without a serviceAccountName.
+	FieldNoDecryptionServiceAccount = "no spec.decryption.serviceAccountName"
+	FieldKubeConfigSecretRef        = "spec.kubeConfig.secretRef"
+	FieldKubeConfigConfigMapRef     = "spec.kubeConfig.configMapRef"
+	// FieldSourceRefNamespace is an ImageUpdateAutomation's spec.sourceRef.namespace naming another namespace.
+	FieldSourceRefNamespace = "spec.sourceRef.namespace"
+
+	// The entries of a SOPS decryption Secret kustomize-controller's Decryptor.ImportKeys reads.
+	FieldSOPSAWSKMS     = "data[sops.aws-kms]"
+	FieldSOPSAzureKV    = "data[sops.azure-kv]"
+	FieldSOPSGCPKMS     = "data[sops.gcp-kms]"
+	FieldSOPSVaultToken = "data[sops.vault-token]"
+	FieldSOPSAgeKey     = "data[*.agekey]"
+	FieldSOPSPGPKey     = "data[*.asc]"
 )
 
 // Path is the JSON path a field lives at, for messages.
@@ -66,10 +133,16 @@ func Path(field string) string {
 	switch field {
 	case FieldNoServiceAccount:
 		return FieldServiceAccountName
+	case FieldNoDecryptionServiceAccount:
+		return FieldDecryptionServiceAccountName
 	case FieldURLUserInfo, FieldURLQuery:
 		return "spec.url"
 	case FieldEndpointQuery:
 		return "spec.endpoint"
+	case FieldAddressUserInfo, FieldAddressSAS:
+		return "spec.address"
+	case FieldProxyUserInfo:
+		return "spec.proxy"
 	}
 	return field
 }
@@ -79,6 +152,9 @@ func Path(field string) string {
 const (
 	VariantHTTP = "http" // GitRepository over http or https
 	VariantSSH  = "ssh"  // GitRepository over ssh
+	// VariantNoIdentity is a notification Provider of a type Flux offers no workload identity for (every type but
+	// azuredevops, azureeventhub and googlepubsub, which are variants of their own).
+	VariantNoIdentity = "other types"
 	// AnyProvider and AnyVariant make a row hold for every value.
 	AnyProvider = "*"
 	AnyVariant  = "*"
@@ -88,9 +164,9 @@ const (
 type Row struct {
 	Kind, Variant, Provider, Field string
 	Class                          Class
-	// Lockdown (ControllerIdentity only): Flux's --default-service-account replaces the controller's identity with
-	// that ServiceAccount of the object's namespace.
-	Lockdown bool
+	// Lockdown (ControllerIdentity only) names the flag that replaces the controller's identity with a ServiceAccount
+	// of the object's namespace; "" when none does.
+	Lockdown Lockdown
 	// PullSecretsWin (ObjectIdentity only): Flux also reads the ServiceAccount's imagePullSecrets, and when it has
 	// any they are used instead of the identity.
 	PullSecretsWin bool
@@ -101,18 +177,9 @@ type Row struct {
 	Reads, Short string
 }
 
-// Short names of the kinds, to keep the table readable.
-const (
-	git    = sourcev1.GitRepositoryKind
-	oci    = sourcev1.OCIRepositoryKind
-	helm   = sourcev1.HelmRepositoryKind
-	bucket = sourcev1.BucketKind
-	image  = imagev1.ImageRepositoryKind
-)
-
 // Model is the credential model: one row per kind, variant, provider and field, each naming the Flux function it
-// mirrors (source-controller v1.9.6 unless said otherwise; "pkg/x" is github.com/fluxcd/pkg/x at the version
-// source-controller's go.mod pins). Where a row says AnyProvider, Flux's code does not look at the provider for that
+// mirrors (source-controller v1.9.6 unless said otherwise; "pkg/x" is github.com/fluxcd/pkg/x at the version the
+// controller's go.mod pins). Where a row says AnyProvider, Flux's code does not look at the provider for that
 // field. Every kind, variant and provider the CRDs accept has a row for every field that kind has
 // (TestModelIsComplete).
 var Model = []Row{
@@ -139,9 +206,9 @@ var Model = []Row{
 		Reads: "workload identity of the ServiceAccount (CodeCommit)"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAzure, Field: FieldServiceAccountName, Class: ObjectIdentity, // same
 		Reads: "workload identity of the ServiceAccount (Azure DevOps)"},
-	{Kind: git, Variant: VariantHTTP, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // pkg/auth GetAccessToken: NewControllerToken unless getDefaultServiceAccount
+	{Kind: git, Variant: VariantHTTP, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // pkg/auth GetAccessToken: NewControllerToken unless getDefaultServiceAccount
 		Reads: "source-controller's own identity, or --default-service-account's"},
-	{Kind: git, Variant: VariantHTTP, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: git, Variant: VariantHTTP, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "source-controller's own identity, or --default-service-account's"},
 
 	// ---- GitRepository over ssh: NewAuthOptions takes identity and known_hosts from the Secret and validates that
@@ -171,11 +238,11 @@ var Model = []Row{
 		Reads: "workload identity of the ServiceAccount, unless it has imagePullSecrets: those win"},
 	{Kind: oci, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldServiceAccountName, Class: ObjectIdentity, PullSecretsWin: true, // same
 		Reads: "workload identity of the ServiceAccount, unless it has imagePullSecrets: those win"},
-	{Kind: oci, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // reconcileSource: auth.WithServiceAccountNamespace only → pkg/auth GetAccessToken
+	{Kind: oci, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // reconcileSource: auth.WithServiceAccountNamespace only → pkg/auth GetAccessToken
 		Reads: "source-controller's own identity, or --default-service-account's"},
-	{Kind: oci, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: oci, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "source-controller's own identity, or --default-service-account's"},
-	{Kind: oci, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: oci, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "source-controller's own identity, or --default-service-account's"},
 	{Kind: oci, Variant: AnyVariant, Provider: AnyProvider, Field: FieldCertSecretRef, Class: TLSMaterial, // transport → getTLSConfig → secrets.TLSConfigFromSecretRef
 		Reads: "TLS client certificate and key, or only a CA", Short: "TLS keys"},
@@ -246,11 +313,11 @@ var Model = []Row{
 		Reads: "workload identity of the ServiceAccount"},
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldServiceAccountName, Class: ObjectIdentity, // gcp NewClient → pkg/auth gcp token source
 		Reads: "workload identity of the ServiceAccount"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // pkg/auth GetAccessToken
+	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // pkg/auth GetAccessToken
 		Reads: "source-controller's own identity, or --default-service-account's"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "source-controller's own identity, or --default-service-account's"},
-	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: bucket, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "source-controller's own identity, or --default-service-account's"},
 	{Kind: bucket, Variant: AnyVariant, Provider: AnyProvider, Field: FieldProxySecretRef, Class: ProxyLogin, // setupCredentials: secrets.ProxyURLFromSecretRef
 		Reads: "proxy address and login", Short: "a proxy login"},
@@ -273,136 +340,155 @@ var Model = []Row{
 		Reads: "workload identity of the ServiceAccount"},
 	{Kind: image, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldServiceAccountName, Class: ObjectIdentity, // same
 		Reads: "workload identity of the ServiceAccount"},
-	{Kind: image, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // pkg/auth GetAccessToken
+	{Kind: image, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // pkg/auth GetAccessToken
 		Reads: "image-reflector-controller's own identity, or --default-service-account's"},
-	{Kind: image, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: image, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "image-reflector-controller's own identity, or --default-service-account's"},
-	{Kind: image, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: true, // same
+	{Kind: image, Variant: AnyVariant, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
 		Reads: "image-reflector-controller's own identity, or --default-service-account's"},
 	{Kind: image, Variant: AnyVariant, Provider: AnyProvider, Field: FieldCertSecretRef, Class: TLSMaterial, // GetOptions: secrets.TLSConfigFromSecretRef, every provider
 		Reads: "TLS client certificate and key, or only a CA", Short: "TLS keys"},
 	{Kind: image, Variant: AnyVariant, Provider: AnyProvider, Field: FieldProxySecretRef, Class: ProxyLogin, // GetOptions: secrets.ProxyURLFromSecretRef
 		Reads: "proxy address and login", Short: "a proxy login"},
-}
 
-// unmodelled answers for a field no row covers (a provider value newer than this table): a Secret is taken for a
-// stored credential, so that a gap in the table can only make the webhook stricter.
-var unmodelled = Row{Class: StoredSecret, Reads: "not in the credential model: taken for a stored credential",
-	Short: "an unknown kind of credential"}
+	// ---- Kustomization (kustomize-controller v1.9.6). SOPS: KustomizationReconciler.build calls
+	// Decryptor.ImportKeys (static material from spec.decryption.secretRef, read in the Kustomization's namespace),
+	// then Decryptor.SetAuthOptions, which fills only the clouds ImportKeys left unset: the Secret's static entries win
+	// over any identity. What the Secret holds is judged on the Secret itself (kind Secret below).
+	{Kind: kustomize, Variant: AnyVariant, Provider: AnyProvider, Field: FieldDecryptionSecretRef, Class: SOPSKeys, // ImportKeys: *.agekey, *.asc, sops.* entries
+		Reads: "age or PGP private keys, and static KMS or Vault credentials that win over any identity (judged on the Secret)",
+		Short: "SOPS private keys"},
+	{Kind: kustomize, Variant: AnyVariant, Provider: AnyProvider, Field: FieldDecryptionServiceAccountName, Class: KMSIdentity, // SetAuthOptions: auth.WithServiceAccountName; keyservice resolveVaultToken: a token for it with the Vault address as audience
+		Reads: "workload identity of the ServiceAccount for the KMS keys the files name, or its Vault/OpenBao role"},
+	{Kind: kustomize, Variant: AnyVariant, Provider: AnyProvider, Field: FieldNoDecryptionServiceAccount, Class: ControllerIdentity, Lockdown: LockdownDecryption, // SetAuthOptions: auth.GetDefaultDecryptionServiceAccount, else the controller's credentials
+		Reads: "kustomize-controller's own identity for KMS keys, or --default-decryption-service-account's"},
+	{Kind: kustomize, Variant: AnyVariant, Provider: AnyProvider, Field: FieldKubeConfigSecretRef, Class: StoredSecret, // pkg/runtime client Impersonator.getRESTConfigFromSecret: tokens, client keys, basic auth
+		Reads: "a static kubeconfig: its token, client key or password", Short: "a static kubeconfig"},
+	{Kind: kustomize, Variant: AnyVariant, Provider: AnyProvider, Field: FieldKubeConfigConfigMapRef, Class: ConfigMapIdentity, // pkg/auth utils GetRESTConfig: the ConfigMap's provider and serviceAccountName
+		Reads: "the cloud identity of the ConfigMap's serviceAccountName, else --default-kubeconfig-service-account's, else the controller's"},
+	{Kind: kustomize, Variant: AnyVariant, Provider: AnyProvider, Field: FieldServiceAccountName, Class: Ignored, // Impersonator.setImpersonationConfig
+		Reads: "whom the controller impersonates: no cloud identity"},
 
-// secretFields are the fields that name a Secret.
-var secretFields = map[string]bool{FieldSecretRef: true, FieldCertSecretRef: true, FieldProxySecretRef: true,
-	FieldSTSSecretRef: true, FieldSTSCertSecretRef: true}
+	// ---- HelmRelease (helm-controller v1.6.x): HelmReleaseReconciler.buildRESTClientGetter reads spec.kubeConfig as
+	// kustomize-controller does (kube.ConfigFromSecret, authutils.GetRESTConfig).
+	{Kind: release, Variant: AnyVariant, Provider: AnyProvider, Field: FieldKubeConfigSecretRef, Class: StoredSecret, // kube.ConfigFromSecret
+		Reads: "a static kubeconfig: its token, client key or password", Short: "a static kubeconfig"},
+	{Kind: release, Variant: AnyVariant, Provider: AnyProvider, Field: FieldKubeConfigConfigMapRef, Class: ConfigMapIdentity, // authutils.GetRESTConfig
+		Reads: "the cloud identity of the ConfigMap's serviceAccountName, else --default-kubeconfig-service-account's, else the controller's"},
+	{Kind: release, Variant: AnyVariant, Provider: AnyProvider, Field: FieldServiceAccountName, Class: Ignored, // kube.SetImpersonationConfig
+		Reads: "whom the controller impersonates: no cloud identity"},
 
-type rowKey struct{ kind, variant, provider, field string }
+	// ---- notification Provider (notification-controller v1.9.x, internal/server event_handlers.go createNotifier and
+	// internal/notifier). Only azuredevops, azureeventhub and googlepubsub read spec.serviceAccountName
+	// (newManagedIdentityToken, buildGCPClientOptions); with none, notification-controller's --default-service-account
+	// or its own identity is used.
+	{Kind: provider, Variant: notificationv1beta3.AzureDevOpsProvider, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // NewAzureDevOps: a token from the Secret silently wins over the identity
+		Reads: "a personal access token; it wins over the identity", Short: "a personal access token"},
+	{Kind: provider, Variant: notificationv1beta3.AzureEventHubProvider, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // NewAzureEventHub: a JWT token, or a SAS connection string as the Secret's address
+		Reads: "a JWT token or a SAS connection string", Short: "a token or a SAS"},
+	{Kind: provider, Variant: notificationv1beta3.GooglePubSubProvider, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // buildGCPClientOptions: "JSON credentials take priority over workload identity"
+		Reads: "a Google service account key; it wins over the identity", Short: "a service account key"},
+	{Kind: provider, Variant: VariantNoIdentity, Provider: AnyProvider, Field: FieldSecretRef, Class: NoAlternative, // extractAuthFromSecret: token, username/password, address, headers
+		Reads: "a token, login or webhook address: Flux offers no identity for this type", Short: "a token"},
+	{Kind: provider, Variant: notificationv1beta3.AzureDevOpsProvider, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // newManagedIdentityToken(ScopeDevOps) with auth.WithServiceAccountName
+		Reads: "workload identity of the ServiceAccount (Azure DevOps)"},
+	{Kind: provider, Variant: notificationv1beta3.AzureEventHubProvider, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // newManagedIdentityToken(ScopeEventHubs)
+		Reads: "workload identity of the ServiceAccount (Event Hubs)"},
+	{Kind: provider, Variant: notificationv1beta3.GooglePubSubProvider, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // buildGCPClientOptions: gcp.NewTokenSource
+		Reads: "workload identity of the ServiceAccount (Pub/Sub)"},
+	{Kind: provider, Variant: VariantNoIdentity, Provider: AnyProvider, Field: FieldServiceAccountName, Class: Ignored, // getNotificationParams: ignored with the gate on, an error with it off
+		Reads: "ignored: this type has no workload identity"},
+	{Kind: provider, Variant: notificationv1beta3.AzureDevOpsProvider, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // newManagedIdentityToken: auth.WithServiceAccountNamespace only → pkg/auth GetAccessToken
+		Reads: "notification-controller's own identity, or --default-service-account's"},
+	{Kind: provider, Variant: notificationv1beta3.AzureEventHubProvider, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // same
+		Reads: "notification-controller's own identity, or --default-service-account's"},
+	{Kind: provider, Variant: notificationv1beta3.GooglePubSubProvider, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, Lockdown: LockdownServiceAccount, // buildGCPClientOptions: same
+		Reads: "notification-controller's own identity, or --default-service-account's"},
+	{Kind: provider, Variant: notificationv1beta3.AzureEventHubProvider, Provider: AnyProvider, Field: FieldAddressSAS, Class: InlineCredential, WinsOverIdentity: true, // NewAzureEventHub: a URL holding SharedAccessKey is a connection string
+		Reads: "a SAS connection string: its shared access key", Short: "a shared access key"},
+	{Kind: provider, Variant: AnyVariant, Provider: AnyProvider, Field: FieldAddressUserInfo, Class: InlineCredential, // the notifiers post to spec.address as written; net/http sends URL.User as basic auth
+		Reads: "basic auth from the address's user info", Short: "basic auth credentials"},
+	{Kind: provider, Variant: AnyVariant, Provider: AnyProvider, Field: FieldProxyUserInfo, Class: ProxyLogin, // createNotifier: notifier.WithProxyURL(spec.proxy)
+		Reads: "the proxy's login, in the deprecated spec.proxy", Short: "a proxy login"},
+	{Kind: provider, Variant: AnyVariant, Provider: AnyProvider, Field: FieldCertSecretRef, Class: TLSMaterial, // createNotifier: getTLSConfigForProvider (ca.crt, tls.crt, tls.key)
+		Reads: "TLS client certificate and key, or only a CA", Short: "TLS keys"},
+	{Kind: provider, Variant: AnyVariant, Provider: AnyProvider, Field: FieldProxySecretRef, Class: ProxyLogin, // createNotifier: secrets.ProxyURLFromSecret
+		Reads: "proxy address and login", Short: "a proxy login"},
 
-var rows = func() map[rowKey]*Row {
-	m := make(map[rowKey]*Row, len(Model))
-	for i := range Model {
-		r := &Model[i]
-		m[rowKey{r.Kind, r.Variant, r.Provider, r.Field}] = r
-	}
-	return m
-}()
+	// ---- Receiver (notification-controller v1.9.x): ReceiverServer.validate checks every request against the token
+	// of spec.secretRef; type generic-oidc (from v1.9.0) verifies the sender's OIDC token instead and has no Secret.
+	{Kind: receiver, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSecretRef, Class: ReceiverToken, // receiver_controller: required field 'token'; receiver_handlers validate
+		Reads: "the shared token that authenticates senders", Short: "a shared token"},
 
-// Lookup finds the row for a field, the most specific first: exact variant and provider, then any provider, then any
-// variant. It returns nil when no row covers the field.
-func Lookup(kind, variant, provider, field string) *Row {
-	for _, k := range []rowKey{
-		{kind, variant, provider, field}, {kind, variant, AnyProvider, field},
-		{kind, AnyVariant, provider, field}, {kind, AnyVariant, AnyProvider, field},
-	} {
-		if r := rows[k]; r != nil {
-			return r
-		}
-	}
-	return nil
-}
+	// ---- ImageUpdateAutomation (image-automation-controller v1.2.x): source.NewSourceManager reads the GitRepository
+	// of spec.sourceRef; getAuthOpts reads its secretRef and proxySecretRef in the GitRepository's namespace (and its
+	// serviceAccountName in the automation's).
+	{Kind: automation, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSourceRefNamespace, Class: BorrowedCredentials, // getAuthOpts: Secrets of repo.GetNamespace()
+		Reads: "pushes with the credentials of a GitRepository of another namespace", Short: "another namespace's Git credentials"},
 
-// Use is one way a source authenticates, or one credential it carries.
-type Use struct {
-	Field string
-	// Class is what Flux makes of it; it can be stricter than the row's (a password in a URL is a credential in the
-	// object even where Flux does not send it).
-	Class Class
-	Row   *Row
-	// Ref identifies what is used (a Secret's or ServiceAccount's name, the URL's user info), so that two versions of
-	// an object can be compared. Never print it.
-	Ref string
-}
+	// ---- ResourceSetInputProvider (Flux Operator v0.58.1, resourcesetinputprovider_controller.go): the type decides
+	// what spec.secretRef holds and whether spec.serviceAccountName is an identity (getAuthOptions: always the
+	// object's namespace, so without a ServiceAccount the operator's --default-workload-identity-service-account or
+	// its own identity).
+	{Kind: inputs, Variant: VariantAzureDevOps, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, WinsOverIdentity: true, // getAzureDevOpsToken: case len(authData) > 0 wins silently
+		Reads: "a personal access token; it wins over the identity", Short: "a personal access token"},
+	{Kind: inputs, Variant: VariantAzureDevOps, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // getAzureDevOpsToken: authutils.GetGitCredentials(azure)
+		Reads: "workload identity of the ServiceAccount (Azure DevOps)"},
+	{Kind: inputs, Variant: VariantAWSCodeCommit, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // getGitCredentials(aws), getAWSCodeCommitCredentialsProvider
+		Reads: "workload identity of the ServiceAccount (CodeCommit)"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderACRArtifactTag, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // buildOCIOptions: authutils.GetArtifactRegistryCredentials(azure)
+		Reads: "workload identity of the ServiceAccount (ACR)"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderECRArtifactTag, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // same (aws)
+		Reads: "workload identity of the ServiceAccount (ECR)"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderGARArtifactTag, Provider: AnyProvider, Field: FieldServiceAccountName, Class: ObjectIdentity, // same (gcp)
+		Reads: "workload identity of the ServiceAccount (Artifact Registry)"},
+	{Kind: inputs, Variant: VariantAzureDevOps, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, // getAuthOptions: WithServiceAccountNamespace only
+		Reads: "the operator's own identity, or its --default-workload-identity-service-account's"},
+	{Kind: inputs, Variant: VariantAWSCodeCommit, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, // same
+		Reads: "the operator's own identity, or its --default-workload-identity-service-account's"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderACRArtifactTag, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, // same
+		Reads: "the operator's own identity, or its --default-workload-identity-service-account's"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderECRArtifactTag, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, // same
+		Reads: "the operator's own identity, or its --default-workload-identity-service-account's"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderGARArtifactTag, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: ControllerIdentity, // same
+		Reads: "the operator's own identity, or its --default-workload-identity-service-account's"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderOCIArtifactTag, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, // buildOCIOptions: the Secret's dockerconfigjson
+		Reads: "a pull secret", Short: "a pull secret"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderOCIArtifactTag, Provider: AnyProvider, Field: FieldServiceAccountName, Class: PullSecrets, // buildOCIOptions: secrets.PullSecretsFromServiceAccountRef
+		Reads: "the ServiceAccount's imagePullSecrets, nothing else", Short: "the ServiceAccount's pull secrets"},
+	{Kind: inputs, Variant: VariantGitHub, Provider: AnyProvider, Field: FieldSecretRef, Class: NoAlternative, // getGitHubToken: a token (password) or a GitHub App key
+		Reads: "a token or a GitHub App key: no workload identity for GitHub", Short: "a token"},
+	{Kind: inputs, Variant: VariantGitLab, Provider: AnyProvider, Field: FieldSecretRef, Class: NoAlternative, // getGitLabToken
+		Reads: "a token: no workload identity for GitLab", Short: "a token"},
+	{Kind: inputs, Variant: VariantGitea, Provider: AnyProvider, Field: FieldSecretRef, Class: NoAlternative, // getGiteaToken
+		Reads: "a token: no workload identity for Gitea", Short: "a token"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderExternalService, Provider: AnyProvider, Field: FieldSecretRef, Class: NoAlternative, // callExternalServiceProvider: bearer token or basic auth
+		Reads: "a bearer token or login for the service", Short: "a token"},
+	{Kind: inputs, Variant: fluxcdv1.InputProviderExternalArtifact, Provider: AnyProvider, Field: FieldServiceAccountName, Class: Ignored, // callExternalArtifactProvider: runtimeClient.WithServiceAccount (impersonation)
+		Reads: "whom the operator impersonates to list ExternalArtifacts: no cloud identity"},
+	{Kind: inputs, Variant: AnyVariant, Provider: AnyProvider, Field: FieldCertSecretRef, Class: TLSMaterial, // callExternalProvider: secrets.TLSConfigFromSecretRef
+		Reads: "TLS client certificate and key, or only a CA", Short: "TLS keys"},
+	{Kind: inputs, Variant: AnyVariant, Provider: AnyProvider, Field: FieldURLUserInfo, Class: InlineCredential, // the providers request spec.url as written
+		Reads: "basic auth from the URL's user info", Short: "basic auth credentials"},
 
-// Uses lists how Flux authenticates the source, in a fixed field order: every field it sets that the model knows,
-// ignored ones included (explain shows them), plus the controller's identity when a cloud provider is selected
-// without a ServiceAccount.
-func Uses(s Source) []Use {
-	variant, provider := VariantOf(s), s.EffectiveProvider()
-	var uses []Use
-	add := func(field, ref string) {
-		r := Lookup(s.Kind, variant, provider, field)
-		if r == nil {
-			if !secretFields[field] {
-				return // no identity path for this provider (generic Git, github), a provider an oci Helm reads
-			}
-			r = &unmodelled
-		}
-		uses = append(uses, Use{Field: field, Class: r.Class, Row: r, Ref: ref})
-	}
-	for _, f := range []struct{ field, ref string }{
-		{FieldSecretRef, s.SecretRef}, {FieldCertSecretRef, s.CertSecretRef}, {FieldProxySecretRef, s.ProxySecretRef},
-		{FieldSTSSecretRef, s.STSSecretRef}, {FieldSTSCertSecretRef, s.STSCertSecretRef},
-	} {
-		if f.ref != "" {
-			add(f.field, f.ref)
-		}
-	}
-	secretWins := false
-	for _, u := range uses {
-		secretWins = secretWins || u.Row.WinsOverIdentity
-	}
-	switch {
-	case s.ServiceAccountName != "":
-		add(FieldServiceAccountName, s.ServiceAccountName)
-	case provider != ProviderGeneric && !secretWins:
-		add(FieldNoServiceAccount, "")
-	}
-	if s.Kind == helm && s.Provider != "" && provider != ProviderGeneric {
-		add(FieldProvider, provider) // only rows that say it is ignored exist: explain tells the user
-	}
-	for _, c := range addressCredentials(s) {
-		add(c.field, c.ref)
-		if c.password { // a password written in the object is a credential whatever Flux makes of it
-			uses[len(uses)-1].Class = InlineCredential
-		}
-	}
-	return uses
-}
-
-// VariantOf tells which variant of its kind a source is: the transport of a GitRepository's URL, a HelmRepository's
-// type, AnyVariant for the other kinds.
-func VariantOf(s Source) string {
-	switch s.Kind {
-	case git:
-		if scheme(s.Address) == "ssh" {
-			return VariantSSH
-		}
-		return VariantHTTP
-	case helm:
-		if s.HelmType == HelmTypeOCI {
-			return HelmTypeOCI
-		}
-		return HelmTypeDefault
-	}
-	return AnyVariant
-}
-
-// ReadsPullSecrets says whether Flux may read the imagePullSecrets of a ServiceAccount a source of this kind names:
-// for such kinds a ServiceAccount with pull secrets is a long-lived credential waiting to be used.
-func ReadsPullSecrets(kind string) bool {
-	for i := range Model {
-		r := &Model[i]
-		if r.Kind == kind && (r.Class == PullSecrets || r.PullSecretsWin) {
-			return true
-		}
-	}
-	return false
+	// ---- SOPS decryption Secret (kustomize-controller v1.9.6 Decryptor.ImportKeys; variants are what the value
+	// parses as, sops.go). Static entries win over every identity (SetAuthOptions fills only what is left).
+	{Kind: SecretKind, Variant: SOPSAWSStaticKeys, Provider: AnyProvider, Field: FieldSOPSAWSKMS, Class: StoredSecret, WinsOverIdentity: true, // awskms.LoadStaticCredentialsFromYAML
+		Reads: "static AWS keys for every AWS KMS key; they win over the Kustomization's identity", Short: "static AWS keys"},
+	{Kind: SecretKind, Variant: SOPSAzureClientSecret, Provider: AnyProvider, Field: FieldSOPSAzureKV, Class: StoredSecret, WinsOverIdentity: true, // azkv.TokenCredentialFromAADConfig: NewClientSecretCredential
+		Reads: "a service principal's client secret", Short: "a client secret"},
+	{Kind: SecretKind, Variant: SOPSAzureClientCertificate, Provider: AnyProvider, Field: FieldSOPSAzureKV, Class: StoredSecret, WinsOverIdentity: true, // same: NewClientCertificateCredential
+		Reads: "a service principal's client certificate and key", Short: "a client certificate"},
+	{Kind: SecretKind, Variant: SOPSAzureManagedIdentity, Provider: AnyProvider, Field: FieldSOPSAzureKV, Class: BorrowedIdentity, WinsOverIdentity: true, // same: a clientId alone → NewManagedIdentityCredential (IMDS)
+		Reads: "a clientId alone: the node's managed identity, not the Kustomization's", Short: "the node's managed identity"},
+	{Kind: SecretKind, Variant: SOPSGCPKey, Provider: AnyProvider, Field: FieldSOPSGCPKMS, Class: StoredSecret, WinsOverIdentity: true, // ImportKeys: google.CredentialsFromJSON
+		Reads: "a Google key or refresh token (service_account, authorized_user, ...)", Short: "a Google key"},
+	{Kind: SecretKind, Variant: SOPSGCPExternalAccount, Provider: AnyProvider, Field: FieldSOPSGCPKMS, Class: BorrowedIdentity, WinsOverIdentity: true, // same: external_account reads a token the controller can reach
+		Reads: "a keyless external_account: a token from the controller's file system or network", Short: "a keyless external_account"},
+	{Kind: SecretKind, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSOPSVaultToken, Class: StoredSecret, WinsOverIdentity: true, // ImportKeys: vaultToken; keyservice resolveVaultToken prefers it
+		Reads: "a static Vault/OpenBao token; it wins over Kubernetes auth", Short: "a Vault token"},
+	{Kind: SecretKind, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSOPSAgeKey, Class: SOPSKeys, // ImportKeys: age.ParsedIdentities.Import
+		Reads: "an age private key", Short: "an age private key"},
+	{Kind: SecretKind, Variant: AnyVariant, Provider: AnyProvider, Field: FieldSOPSPGPKey, Class: SOPSKeys, // ImportKeys: gnuPGHome.Import
+		Reads: "a PGP private key", Short: "a PGP private key"},
 }

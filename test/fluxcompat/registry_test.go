@@ -102,7 +102,7 @@ func TestRegistryCloudAgreesWithFluxsProviders(t *testing.T) {
 		repository := host + "/org/app"
 		want := fluxCloudOfRegistry(repository)
 		counts[want]++
-		for _, s := range []fluxauth.Source{
+		for _, s := range []fluxauth.Object{
 			{Kind: "OCIRepository", Address: "oci://" + repository},
 			{Kind: "HelmRepository", HelmType: fluxauth.HelmTypeOCI, Address: "oci://" + repository},
 			{Kind: "ImageRepository", Address: repository},
@@ -140,7 +140,7 @@ func TestCodeCommitAgreesWithFlux(t *testing.T) {
 		if fluxErr == nil {
 			want = fluxauth.ProviderAWS
 		}
-		got := fluxauth.TargetCloud(fluxauth.Source{Kind: "GitRepository", Address: raw})
+		got := fluxauth.TargetCloud(fluxauth.Object{Kind: "GitRepository", Address: raw})
 		if got != want {
 			t.Errorf("%q: webhook says %q, Flux's aws provider %v", raw, got, fluxErr)
 		}
@@ -196,7 +196,7 @@ func TestGitURLUserInfoAgreesWithFlux(t *testing.T) {
 }
 
 func urlCredential(address string) bool {
-	for _, u := range fluxauth.Uses(fluxauth.Source{Kind: "GitRepository", Address: address}) {
+	for _, u := range fluxauth.Uses(fluxauth.Object{Kind: "GitRepository", Address: address}) {
 		if u.Field == fluxauth.FieldURLUserInfo && u.Class == fluxauth.InlineCredential {
 			return true
 		}

@@ -276,7 +276,7 @@ exceptions:
 		var res struct {
 			Findings []struct {
 				Kind, Namespace, Name string
-				Violations            []fluxobjects.SourceViolation
+				Violations            []fluxobjects.Violation
 			}
 		}
 		Expect(json.Unmarshal(stdout.Bytes(), &res)).To(Succeed(), stdout.String())

@@ -3,49 +3,47 @@ package fluxobjects
 import (
 	"strings"
 
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
+	fluxcdv1 "github.com/controlplaneio-fluxcd/flux-operator/api/v1"
+	notificationv1beta3 "github.com/fluxcd/notification-controller/api/v1beta3"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// The ServiceAccounts of Flux's controllers that read sources: whose identity a source without a ServiceAccount of
-// its own borrows.
-const (
-	sourceControllerAccount         = "source-controller"
-	imageReflectorControllerAccount = "image-reflector-controller"
-)
-
-// fixer writes the messages of one source's violations: each names the field and a fix that works for that object.
+// fixer writes the messages of one object's violations: each names the field and a fix that works for that object.
 // A fix never steers a tenant to the controller's identity: it points at a ServiceAccount mapped in the object's own
-// namespace to the cloud the object's address belongs to (fluxauth.TargetCloud), and only in Flux's own namespaces at
-// the controller.
+// namespace to the cloud the object's address or type belongs to (fluxauth.TargetCloud), and only in Flux's own
+// namespaces at the controller.
 type fixer struct {
 	p      *policy.Policy
-	s      fluxauth.Source
-	cloud  string // the cloud whose identity can reach the source, "" when none is known
+	s      fluxauth.Object
+	cloud  string // the cloud whose identity can reach the object, "" when none is known
 	inFlux bool
 	// controller is the ServiceAccount of the controller that reads the kind.
 	controller string
 	path       []string // identityPath, once computed
 }
 
-func newFixer(p *policy.Policy, s fluxauth.Source) *fixer {
-	fx := &fixer{p: p, s: s, cloud: fluxauth.TargetCloud(s), inFlux: p.FluxNamespace(s.Namespace),
-		controller: sourceControllerAccount}
-	if s.Kind == imagev1.ImageRepositoryKind {
-		fx.controller = imageReflectorControllerAccount
-	}
-	return fx
+func newFixer(p *policy.Policy, s fluxauth.Object) *fixer {
+	api, _ := fluxauth.APIOf(s.Kind)
+	return &fixer{p: p, s: s, cloud: fluxauth.TargetCloud(s), inFlux: p.FluxNamespace(s.Namespace),
+		controller: api.Controller}
 }
 
-// account finds a ServiceAccount of the object's namespace that the policy maps to an identity of cloud: the object's
-// own when it is, else the first one named literally in the policy, else "one of PATTERN" for a glob that maps there.
+// typed says whether the kind's type, not spec.provider, names the cloud (a notification Provider, a
+// ResourceSetInputProvider): the fix sets only spec.serviceAccountName.
+func (fx *fixer) typed() bool {
+	return fx.s.Kind == notificationv1beta3.ProviderKind || fx.s.Kind == fluxcdv1.ResourceSetInputProviderKind
+}
+
+// account finds a ServiceAccount of the object's namespace that the policy maps to an identity of cloud (any cloud
+// for ""): the object's own when it is, else the first one named literally in the policy, else "one of PATTERN" for a
+// glob that maps there.
 func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 	ns := fx.s.Namespace
 	if sa := fx.s.ServiceAccountName; sa != "" {
-		if m, ok := fx.p.IdentityFor(ns, sa); ok && string(m.Cloud) == cloud {
+		if m, ok := fx.p.IdentityFor(ns, sa); ok && (cloud == "" || string(m.Cloud) == cloud) {
 			return sa, m, true
 		}
 	}
@@ -60,7 +58,7 @@ func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 				if globs { // a name the glob matches stands for it
 					name, shown = globSample.Replace(sa), "one of "+sa
 				}
-				if m, ok := fx.p.IdentityFor(ns, name); ok && m.Identity == id && string(m.Cloud) == cloud {
+				if m, ok := fx.p.IdentityFor(ns, name); ok && m.Identity == id && (cloud == "" || string(m.Cloud) == cloud) {
 					return shown, m, true
 				}
 			}
@@ -72,10 +70,14 @@ func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 // globSample turns a ServiceAccount glob into a name it matches.
 var globSample = strings.NewReplacer("*", "x", "?", "x")
 
-// canUse says whether the kind has a provider for the cloud: Git has aws (CodeCommit) and azure (Azure DevOps) only.
+// canUse says whether the object can authenticate with the cloud: Git has aws (CodeCommit) and azure (Azure DevOps)
+// only, a notification Provider or ResourceSetInputProvider the cloud of its type only.
 func (fx *fixer) canUse(cloud string) bool {
-	if fx.s.Kind == sourcev1.GitRepositoryKind {
+	switch {
+	case fx.s.Kind == sourcev1.GitRepositoryKind:
 		return cloud == fluxauth.ProviderAWS || cloud == fluxauth.ProviderAzure
+	case fx.typed():
+		return cloud != "" && cloud == fx.s.EffectiveProvider()
 	}
 	return cloud != ""
 }
@@ -91,6 +93,9 @@ func (fx *fixer) identityPath() []string {
 
 func (fx *fixer) computeIdentityPath() []string {
 	s, cloud := fx.s, fx.cloud
+	if s.Kind == fluxcdv1.ResourceSetInputProviderKind && s.Type == fluxcdv1.InputProviderOCIArtifactTag {
+		return fx.artifactTagPath()
+	}
 	if !fx.canUse(cloud) {
 		const exception = "add an exception"
 		if host := addressHost(s); host != "" {
@@ -112,6 +117,11 @@ func (fx *fixer) computeIdentityPath() []string {
 	provider, useAccount := [2]string{"provider", cloud}, [2]string{"serviceAccountName", account}
 	var out []string
 	switch {
+	case fx.typed() && mapped:
+		fields := set(useAccount)
+		out = []string{"set " + fields[0] + suffix(m), "set " + fields[0], "set " + fields[1]}
+	case fx.typed():
+		out = []string{mapHere + " in the policy", mapHere, "map " + aCloud(cloud) + " identity here"}
 	case s.Kind == sourcev1.HelmRepositoryKind && fx.inFlux:
 		// An OCI HelmRepository authenticates as source-controller, which is right in Flux's own namespace.
 		fields := set(provider)
@@ -213,7 +223,7 @@ func (fx *fixer) credential(u fluxauth.Use) []string {
 	// An exception keeps the field, and a fix that replaces the whole object has nothing to remove.
 	standsAlone := func(fix string) bool { return strings.HasPrefix(fix, "add an exception") || replacesObject(fix) }
 	// Each fix, from the most detailed, first with the problem, then with only the field to drop.
-	fixes := fx.identityPath()
+	fixes := fx.fixesFor(u)
 	out := make([]string, 0, 2*len(fixes)+1)
 	for _, f := range fixes {
 		if remove == "" || standsAlone(f) {
@@ -239,19 +249,26 @@ func fitted(problem string, fixes []string) []string {
 	return append(out, problem)
 }
 
-// controllerIdentity words a cloud provider selected without a ServiceAccount outside Flux's namespaces.
-func (fx *fixer) controllerIdentity() []string {
+// controllerIdentity words a cloud identity asked for without a ServiceAccount outside Flux's namespaces.
+func (fx *fixer) controllerIdentity(u fluxauth.Use) []string {
 	s := fx.s
 	provider := s.EffectiveProvider()
-	if s.Kind == sourcev1.HelmRepositoryKind {
+	switch {
+	case s.Kind == sourcev1.HelmRepositoryKind:
 		fixes := fx.identityPath()
 		out := fitted("provider "+provider+" on a HelmRepository borrows "+fx.controller+"'s identity", fixes)
 		for _, f := range fixes {
 			out = append(out[:len(out)-1], fluxauth.FieldProvider+": "+f, out[len(out)-1])
 		}
 		return out
+	case u.Field == fluxauth.FieldNoDecryptionServiceAccount:
+		return fx.decryptionBorrows()
 	}
-	problem := "spec.serviceAccountName unset: provider " + provider + " borrows " + fx.controller + "'s identity"
+	what := "provider " + provider
+	if fx.typed() {
+		what = "type " + s.Type
+	}
+	problem := "spec.serviceAccountName unset: " + what + " borrows " + fx.controller + "'s identity"
 	account, m, mapped := fx.account(fx.cloud)
 	if !mapped && fx.cloud != provider {
 		account, m, mapped = fx.account(provider)
@@ -265,30 +282,57 @@ func (fx *fixer) controllerIdentity() []string {
 	return []string{problem + ": " + mapHere, problem + ": map a ServiceAccount here", problem}
 }
 
-// checkAccount reports a ServiceAccount (the object's, or Flux's lockdown default) that the policy does not map in
-// the namespace, or maps to another cloud than spec.provider.
-func (fx *fixer) checkAccount(m *policy.Mandate, account string, lockdownDefault bool,
-	violate func(m *policy.Mandate, field, key string, messages []string)) {
+// checkAccount reports a ServiceAccount the object names that the policy does not map in the namespace, or maps to
+// another cloud than the object's.
+func (fx *fixer) checkAccount(m *policy.Mandate, u fluxauth.Use, account string, violate violateFunc) {
 	s := fx.s
 	match, mapped := fx.p.IdentityFor(s.Namespace, account)
 	switch {
 	case !mapped:
-		violate(m, fluxauth.FieldServiceAccountName, "unmapped\x00"+account, fx.unmapped(account, lockdownDefault))
+		violate(m, u, fluxauth.FieldServiceAccountName, "unmapped\x00"+account, fx.unmapped(account, ""))
 	case string(match.Cloud) != s.EffectiveProvider():
-		violate(m, fluxauth.FieldProvider, "cloud\x00"+account, fx.wrongCloud(match))
+		field := fluxauth.FieldProvider
+		if fx.typed() {
+			field = fluxauth.FieldServiceAccountName
+		}
+		violate(m, u, field, "cloud\x00"+account, fx.wrongCloud(match))
 	}
 }
 
-func (fx *fixer) unmapped(account string, lockdownDefault bool) []string {
+// checkLockdownAccount checks the ServiceAccount a controller's lockdown flag names (as the policy declares it) in
+// place of the controller's identity: --default-service-account's must be mapped to the object's cloud;
+// --default-decryption-service-account's may serve a Vault role, so its lack of a cloud identity is a warning.
+func (fx *fixer) checkLockdownAccount(m *policy.Mandate, u fluxauth.Use, account string, violate violateFunc,
+	warnings *[]string) {
+	if u.Row.Lockdown == fluxauth.LockdownDecryption {
+		if w := fx.kmsIdentity(m, account, true); w != "" {
+			*warnings = append(*warnings, w)
+		}
+		return
+	}
+	s := fx.s
+	match, mapped := fx.p.IdentityFor(s.Namespace, account)
+	switch {
+	case !mapped:
+		violate(m, u, fluxauth.FieldServiceAccountName, "unmapped\x00"+account, fx.unmapped(account, u.Row.Lockdown))
+	case string(match.Cloud) != s.EffectiveProvider():
+		violate(m, u, fluxauth.FieldProvider, "cloud\x00"+account, fx.wrongCloud(match))
+	}
+}
+
+// violateFunc records a violation of mandate m by use u at field.
+type violateFunc func(m *policy.Mandate, u fluxauth.Use, field, key string, messages []string)
+
+func (fx *fixer) unmapped(account string, lockdown fluxauth.Lockdown) []string {
 	what := "spec.serviceAccountName " + account
-	if lockdownDefault {
-		what = "--default-service-account " + account
+	if lockdown != "" {
+		what = string(lockdown) + " " + account
 	}
 	problem := what + " has no identity here"
 	cloud := fx.s.EffectiveProvider()
 	if other, m, ok := fx.account(cloud); ok {
 		use := "use " + other
-		if lockdownDefault {
+		if lockdown != "" {
 			use = "set spec.serviceAccountName: " + other
 		}
 		return []string{problem + ": " + use + suffix(m), problem + ": " + use,
@@ -301,8 +345,20 @@ func (fx *fixer) unmapped(account string, lockdownDefault bool) []string {
 func (fx *fixer) wrongCloud(match policy.Match) []string {
 	s, cloud := fx.s, string(match.Cloud)
 	if !fx.canUse(cloud) {
-		return []string{"identity " + match.Identity.Name + " of spec.serviceAccountName is " + cloud + ", which " +
-			s.Kind + " cannot use", s.Kind + " cannot use " + aCloud(cloud) + " identity"}
+		what := s.Kind
+		if fx.typed() {
+			what = s.Kind + " type " + s.Type
+		}
+		out := []string{"identity " + match.Identity.Name + " of spec.serviceAccountName is " + cloud + ", which " +
+			what + " cannot use", what + " cannot use " + aCloud(cloud) + " identity"}
+		if fx.typed() {
+			if other, m, ok := fx.account(s.EffectiveProvider()); ok {
+				set := "set spec.serviceAccountName: " + other
+				out = append([]string{"identity " + match.Identity.Name + " is " + cloud + ", not " + s.EffectiveProvider() +
+					": " + set + suffix(m), "identity " + match.Identity.Name + " is " + cloud + ": " + set}, out...)
+			}
+		}
+		return out
 	}
 	problem := "spec.provider: " + s.EffectiveProvider() + " does not fit identity " + match.Identity.Name + " (" + cloud + ")"
 	if fx.cloud != "" && fx.cloud != cloud {
@@ -320,7 +376,7 @@ func (fx *fixer) wrongCloud(match policy.Match) []string {
 }
 
 // addressHost is the host of the source's address, for messages; "" when it is too long to print or not a host.
-func addressHost(s fluxauth.Source) string {
+func addressHost(s fluxauth.Object) string {
 	host := fluxauth.RegistryHost(s.Address)
 	if s.Kind == sourcev1.GitRepositoryKind || s.Kind == sourcev1.BucketKind ||
 		(s.Kind == sourcev1.HelmRepositoryKind && s.HelmType != fluxauth.HelmTypeOCI) {

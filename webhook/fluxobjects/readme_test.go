@@ -14,15 +14,28 @@ var updateREADME = flag.Bool("update-readme", false, "rewrite the credential tab
 
 // mandateSays is what a mandate makes of each class of use, as Evaluate decides it.
 var mandateSays = map[fluxauth.Class]string{
-	fluxauth.Ignored:            "—",
-	fluxauth.StoredSecret:       "refused (an exception excuses it)",
-	fluxauth.InlineCredential:   "refused (an exception excuses it)",
-	fluxauth.PullSecrets:        "refused (an exception excuses it)",
-	fluxauth.AppKey:             "refused unless `allowProviders: [github]`",
-	fluxauth.TLSMaterial:        "refused with `cover: [tlsClientKeys]`",
-	fluxauth.ProxyLogin:         "refused with `cover: [proxyCredentials]`",
-	fluxauth.ObjectIdentity:     "the ServiceAccount must be mapped to this cloud",
-	fluxauth.ControllerIdentity: "refused outside `flux.namespaces` unless `allowControllerIdentity`",
+	fluxauth.Ignored:             "—",
+	fluxauth.StoredSecret:        "refused (an exception excuses it)",
+	fluxauth.InlineCredential:    "refused (an exception excuses it)",
+	fluxauth.PullSecrets:         "refused (an exception excuses it)",
+	fluxauth.AppKey:              "refused unless `allowProviders: [github]`",
+	fluxauth.TLSMaterial:         "refused with `cover: [tlsClientKeys]`",
+	fluxauth.ProxyLogin:          "refused with `cover: [proxyCredentials]`",
+	fluxauth.ObjectIdentity:      "the ServiceAccount must be mapped to this cloud",
+	fluxauth.ControllerIdentity:  "refused outside `flux.namespaces` unless `allowControllerIdentity`",
+	fluxauth.SOPSKeys:            "refused with `cover: [sopsPrivateKeys]`",
+	fluxauth.ReceiverToken:       "refused with `cover: [receiverTokens]`",
+	fluxauth.BorrowedCredentials: "refused (an exception excuses it)",
+	fluxauth.BorrowedIdentity:    "refused; nothing excuses it",
+	fluxauth.KMSIdentity:         "a warning unless the ServiceAccount is mapped (a Vault role needs no cloud identity)",
+	fluxauth.ConfigMapIdentity:   "admitted; `doctor` and `audit` check the ConfigMap's ServiceAccount",
+	fluxauth.NoAlternative:       "admitted; `audit` lists it",
+}
+
+// lockdownSays is the policy field that declares a controller's lockdown flag.
+var lockdownSays = map[fluxauth.Lockdown]string{
+	fluxauth.LockdownServiceAccount: "; with `flux.defaultServiceAccount` that ServiceAccount must be mapped",
+	fluxauth.LockdownDecryption:     "; with `flux.defaultDecryptionServiceAccount` that ServiceAccount is checked instead",
 }
 
 // credentialTable renders fluxauth.Model as the README's table.
@@ -38,8 +51,8 @@ func credentialTable() string {
 	for _, r := range fluxauth.Model {
 		says := mandateSays[r.Class]
 		switch {
-		case r.Class == fluxauth.ControllerIdentity && r.Lockdown:
-			says += "; with `flux.defaultServiceAccount` that ServiceAccount must be mapped"
+		case r.Class == fluxauth.ControllerIdentity && r.Lockdown != "":
+			says += lockdownSays[r.Lockdown]
 		case r.Class == fluxauth.ObjectIdentity && r.PullSecretsWin:
 			says += ", without imagePullSecrets"
 		}

@@ -100,23 +100,23 @@ func TestEvaluate(t *testing.T) {
 		enforceAns string // the decision answered with the server in enforce mode
 	}
 	tests := map[string]struct {
-		obj  fluxauth.Source
+		obj  fluxauth.Object
 		want want
 	}{
 		"a GitRepository without credentials in a mandated namespace is compliant": {
-			obj:  fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Address: adoURL},
+			obj:  fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "app", Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: webhook.DecisionAllowed},
 		},
 		"a GitRepository in a namespace no mandate names is not mandated, even with a secretRef": {
-			obj:  fluxauth.Source{Kind: "GitRepository", Namespace: "elsewhere", Name: "app", SecretRef: "git-auth"},
+			obj:  fluxauth.Object{Kind: "GitRepository", Namespace: "elsewhere", Name: "app", SecretRef: "git-auth"},
 			want: want{enforceAns: webhook.DecisionAllowed},
 		},
 		"a kind the mandates of the namespace do not list is not mandated": {
-			obj:  fluxauth.Source{Kind: "OCIRepository", Namespace: "flux-system", Name: "app", SecretRef: "regcred"},
+			obj:  fluxauth.Object{Kind: "OCIRepository", Namespace: "flux-system", Name: "app", SecretRef: "regcred"},
 			want: want{enforceAns: webhook.DecisionAllowed},
 		},
 		"spec.secretRef on a tenant's Azure DevOps repository points at the tenant's Azure ServiceAccount": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "git-auth",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "git-auth",
 				Address: adoURL},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
@@ -127,7 +127,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"spec.secretRef in flux-system points at the controllers' identity, not an object-level one": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "flux-system", Name: "fleet", SecretRef: "git-auth",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "flux-system", Name: "fleet", SecretRef: "git-auth",
 				Address: codeCommit},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
@@ -138,12 +138,12 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"a GitHub App key is tolerated where the mandate allows github": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "github-app",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "github-app",
 				Provider: "github", Address: githubURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: webhook.DecisionAllowed},
 		},
 		"a GitHub App key allowed by one mandate is no excuse under another that does not allow it": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-b", Name: "app", SecretRef: "github-app",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-b", Name: "app", SecretRef: "github-app",
 				Provider: "github", Address: githubURL},
 			want: want{
 				mandates:   []string{"no-static-git-credentials", "team-b-everything"},
@@ -154,12 +154,12 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an unexpired exception whose glob matches the name excuses spec.secretRef": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-monorepo", SecretRef: "ado-pat",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-monorepo", SecretRef: "ado-pat",
 				Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, excepted: true, enforceAns: webhook.DecisionExcepted},
 		},
 		"an exception for another kind excuses nothing": {
-			obj: fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Name: "legacy-monorepo",
+			obj: fluxauth.Object{Kind: "ImageRepository", Namespace: "team-a", Name: "legacy-monorepo",
 				SecretRef: "regcred", Address: "tenants.azurecr.io/app"},
 			want: want{
 				mandates:   []string{"no-static-registry-credentials"},
@@ -168,7 +168,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an expired exception excuses nothing": {
-			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Name: "old-registry", SecretRef: "regcred",
+			obj: fluxauth.Object{Kind: "OCIRepository", Namespace: "team-a", Name: "old-registry", SecretRef: "regcred",
 				Address: acrURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
@@ -179,7 +179,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an exception excuses a credential but not a ServiceAccount the policy does not map": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-x",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "legacy-x",
 				Address: "https://org:ado-pat@dev.azure.com/org/project/_git/x", Provider: "azure",
 				ServiceAccountName: "deployer"},
 			want: want{
@@ -192,22 +192,22 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"with a cloud provider a Git secretRef only adds TLS keys, which the mandate does not cover": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "ado-ca",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "app", SecretRef: "ado-ca",
 				Provider: "azure", ServiceAccountName: "flux-source", Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: webhook.DecisionAllowed},
 		},
 		"provider azure with the tenant's mapped ServiceAccount is compliant": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "azure",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "azure",
 				ServiceAccountName: "flux-source", Address: adoURL},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: webhook.DecisionAllowed},
 		},
 		"provider aws without a ServiceAccount in Flux's own namespace (CodeCommit through the controller) is compliant": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "flux-system", Name: "codecommit", Provider: "aws",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "flux-system", Name: "codecommit", Provider: "aws",
 				Address: codeCommit},
 			want: want{mandates: []string{"no-static-git-credentials"}, enforceAns: webhook.DecisionAllowed},
 		},
 		"spec.provider contradicting the cloud of the ServiceAccount's identity is denied": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "aws",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "team-a", Name: "app", Provider: "aws",
 				ServiceAccountName: "flux-source", Address: adoURL},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
@@ -218,7 +218,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"a generic OCIRepository naming a ServiceAccount only reads its pull secrets": {
-			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Name: "app", ServiceAccountName: "flux-source",
+			obj: fluxauth.Object{Kind: "OCIRepository", Namespace: "team-a", Name: "app", ServiceAccountName: "flux-source",
 				Address: acrURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
@@ -229,7 +229,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"a GitRepository cannot use the namespace's gcp identity: the fix is an exception": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRef: "git-auth",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRef: "git-auth",
 				Address: "https://gitlab.com/data/app"},
 			want: want{
 				mandates: []string{"no-static-git-credentials"},
@@ -240,7 +240,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"a gcp identity serves an Artifact Registry OCIRepository through its ServiceAccount": {
-			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "data", Name: "charts", SecretRef: "regcred",
+			obj: fluxauth.Object{Kind: "OCIRepository", Namespace: "data", Name: "charts", SecretRef: "regcred",
 				Address: garURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
@@ -251,7 +251,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an https HelmRepository ignores spec.provider: a tenant is sent to an OCIRepository with its ServiceAccount": {
-			obj: fluxauth.Source{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", SecretRef: "helm-creds",
+			obj: fluxauth.Object{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", SecretRef: "helm-creds",
 				Provider: "azure", HelmType: "default", Address: "https://tenants.azurecr.io/helm/v1/repo"},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
@@ -262,7 +262,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an OCI HelmRepository of a tenant borrows source-controller's identity even without a secret": {
-			obj: fluxauth.Source{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", Provider: "azure",
+			obj: fluxauth.Object{Kind: "HelmRepository", Namespace: "team-a", Name: "charts", Provider: "azure",
 				HelmType: "oci", Address: "oci://tenants.azurecr.io/charts"},
 			want: want{
 				mandates: []string{"no-static-registry-credentials"},
@@ -273,7 +273,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"a Bucket with static S3 keys is a violation": {
-			obj: fluxauth.Source{Kind: "Bucket", Namespace: "team-a", Name: "artifacts", SecretRef: "s3-keys",
+			obj: fluxauth.Object{Kind: "Bucket", Namespace: "team-a", Name: "artifacts", SecretRef: "s3-keys",
 				Address: "minio.storage:9000"},
 			want: want{
 				mandates:   []string{"no-static-registry-credentials"},
@@ -282,12 +282,12 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an ImageRepository with a cloud provider never reads spec.secretRef": {
-			obj: fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Name: "app", SecretRef: "regcred",
+			obj: fluxauth.Object{Kind: "ImageRepository", Namespace: "team-a", Name: "app", SecretRef: "regcred",
 				Provider: "azure", ServiceAccountName: "flux-source", Address: "tenants.azurecr.io/app"},
 			want: want{mandates: []string{"no-static-registry-credentials"}, enforceAns: webhook.DecisionAllowed},
 		},
 		"every covering mandate reports spec.secretRef; the ServiceAccount is reported once, under the strictest": {
-			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "team-b", Name: "app", SecretRef: "regcred",
+			obj: fluxauth.Object{Kind: "OCIRepository", Namespace: "team-b", Name: "app", SecretRef: "regcred",
 				Provider: "azure", ServiceAccountName: "deployer", Address: acrURL},
 			want: want{
 				mandates: []string{"no-static-registry-credentials", "team-b-everything"},
@@ -297,7 +297,7 @@ func TestEvaluate(t *testing.T) {
 			},
 		},
 		"an off mandate still finds the violation, and the answer ignores it": {
-			obj: fluxauth.Source{Kind: "Bucket", Namespace: "quiet", Name: "b", SecretRef: "minio", Address: s3Endpoint},
+			obj: fluxauth.Object{Kind: "Bucket", Namespace: "quiet", Name: "b", SecretRef: "minio", Address: s3Endpoint},
 			want: want{
 				mandates: []string{"quiet-audit"},
 				fields:   []string{"quiet-audit spec.secretRef"},
@@ -338,7 +338,7 @@ func TestEvaluate(t *testing.T) {
 
 // checkMessage holds every violation message to its shape: within verdict.MaxMessageLength, the mandate first, no secret's
 // name and no credential from the object's address.
-func checkMessage(t *testing.T, v fluxobjects.SourceViolation, obj fluxauth.Source) {
+func checkMessage(t *testing.T, v fluxobjects.Violation, obj fluxauth.Object) {
 	t.Helper()
 	if len(v.Message) > verdict.MaxMessageLength {
 		t.Errorf("message over %d bytes: %q", verdict.MaxMessageLength, v.Message)
@@ -388,12 +388,12 @@ mandates:
 	}
 	count := 0
 	for _, ns := range []string{long("n"), long("a"), "nothing"} {
-		for _, kind := range policy.SourceKinds {
+		for _, kind := range policy.Kinds {
 			for _, provider := range []string{"", "generic", "aws", "azure", "gcp", "github"} {
 				for _, sa := range []string{"", long("s"), strings.Repeat("x", 253)} {
 					for _, helmType := range []string{"default", "oci"} {
 						for _, address := range []string{adoURL, acrURL, "https://" + strings.Repeat("h", 200) + ".example.com/x"} {
-							obj := fluxauth.Source{Kind: kind, Namespace: ns, Name: "o", SecretRef: "s", Provider: provider,
+							obj := fluxauth.Object{Kind: kind, Namespace: ns, Name: "o", SecretRef: "s", Provider: provider,
 								ServiceAccountName: sa, HelmType: helmType, Address: address, CertSecretRef: "c",
 								ProxySecretRef: "p"}
 							for _, v := range fluxobjects.Evaluate(p, obj, admissiontest.Now).Violations {
@@ -432,26 +432,26 @@ mandates:
 		t.Fatalf("parse: %v", err)
 	}
 	tests := map[string]struct {
-		obj  fluxauth.Source
+		obj  fluxauth.Object
 		want []string
 	}{
 		"a GitRepository on Azure DevOps in a namespace with only a gcp identity is told to map an azure one": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRef: "s", Address: adoURL},
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "data", Name: "app", SecretRef: "s", Address: adoURL},
 			want: []string{"[no-secrets] drop spec.secretRef, map a ServiceAccount of data to an azure identity " +
 				"in the policy"},
 		},
 		"a GitRepository naming a gcp ServiceAccount is told Git cannot use it": {
-			obj: fluxauth.Source{Kind: "GitRepository", Namespace: "data", Name: "app", Provider: "azure",
+			obj: fluxauth.Object{Kind: "GitRepository", Namespace: "data", Name: "app", Provider: "azure",
 				ServiceAccountName: "flux-data", Address: adoURL},
 			want: []string{"[no-secrets] identity data of spec.serviceAccountName is gcp, which GitRepository cannot use"},
 		},
 		"a Bucket whose endpoint names no cloud cannot be fixed by an identity": {
-			obj: fluxauth.Source{Kind: "Bucket", Namespace: "other", Name: "b", SecretRef: "s", Address: "minio.local:9000"},
+			obj: fluxauth.Object{Kind: "Bucket", Namespace: "other", Name: "b", SecretRef: "s", Address: "minio.local:9000"},
 			want: []string{"[no-secrets] spec.secretRef holds static S3 keys: add an exception (no cloud " +
 				"identity for minio.local:9000)"},
 		},
 		"an unmapped ServiceAccount with nothing to suggest is to be mapped": {
-			obj: fluxauth.Source{Kind: "OCIRepository", Namespace: "other", Name: "o", Provider: "aws",
+			obj: fluxauth.Object{Kind: "OCIRepository", Namespace: "other", Name: "o", Provider: "aws",
 				ServiceAccountName: "ci", Address: ecrURL},
 			want: []string{"[no-secrets] spec.serviceAccountName ci has no identity here: map it to an aws " +
 				"identity in the policy"},
@@ -490,44 +490,44 @@ mandates:
 `
 	tests := map[string]struct {
 		lockdown string
-		obj      fluxauth.Source
+		obj      fluxauth.Object
 		want     []string
 	}{
 		"without the lockdown, a provider without a ServiceAccount borrows the controller's identity": {
 			lockdown: `""`,
-			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Provider: "aws", Address: ecrURL},
+			obj:      fluxauth.Object{Kind: "OCIRepository", Namespace: "team-a", Provider: "aws", Address: ecrURL},
 			want: []string{"[tenants] spec.serviceAccountName unset: provider aws borrows source-controller's identity: " +
 				"set it to flux-default"},
 		},
 		"with the lockdown, Flux uses the default ServiceAccount of the namespace: mapped, it is compliant": {
 			lockdown: "flux-default",
-			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Provider: "aws", Address: ecrURL},
+			obj:      fluxauth.Object{Kind: "OCIRepository", Namespace: "team-a", Provider: "aws", Address: ecrURL},
 		},
 		"with the lockdown, an unmapped default ServiceAccount is the violation": {
 			lockdown: "builder",
-			obj:      fluxauth.Source{Kind: "Bucket", Namespace: "team-a", Provider: "aws", Address: s3Endpoint},
+			obj:      fluxauth.Object{Kind: "Bucket", Namespace: "team-a", Provider: "aws", Address: s3Endpoint},
 			want: []string{"[tenants] --default-service-account builder has no identity here: " +
 				"set spec.serviceAccountName: flux-default"},
 		},
 		"with the lockdown, a default ServiceAccount of another cloud is the violation": {
 			lockdown: "flux-default",
-			obj:      fluxauth.Source{Kind: "ImageRepository", Namespace: "team-a", Provider: "azure", Address: "tenants.azurecr.io/app"},
+			obj:      fluxauth.Object{Kind: "ImageRepository", Namespace: "team-a", Provider: "azure", Address: "tenants.azurecr.io/app"},
 			want:     []string{"[tenants] spec.provider: azure does not fit identity tenant-aws (aws): map a ServiceAccount to an azure identity"},
 		},
 		"the lockdown does not reach an oci HelmRepository: it always borrows source-controller's identity": {
 			lockdown: "flux-default",
-			obj: fluxauth.Source{Kind: "HelmRepository", HelmType: "oci", Namespace: "team-a", Provider: "aws",
+			obj: fluxauth.Object{Kind: "HelmRepository", HelmType: "oci", Namespace: "team-a", Provider: "aws",
 				Address: "oci://111122223333.dkr.ecr.eu-west-1.amazonaws.com/charts"},
 			want: []string{"[tenants] spec.provider: use an OCIRepository with spec.provider: aws, " +
 				"spec.serviceAccountName: flux-default"},
 		},
 		"a second Flux namespace is Flux's own too": {
 			lockdown: `""`,
-			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "flux-tenants", Provider: "aws", Address: ecrURL},
+			obj:      fluxauth.Object{Kind: "OCIRepository", Namespace: "flux-tenants", Provider: "aws", Address: ecrURL},
 		},
 		"a mandate that allows controller identity lets it be": {
 			lockdown: `""`,
-			obj:      fluxauth.Source{Kind: "OCIRepository", Namespace: "relaxed", Provider: "aws", Address: ecrURL},
+			obj:      fluxauth.Object{Kind: "OCIRepository", Namespace: "relaxed", Provider: "aws", Address: ecrURL},
 		},
 	}
 	for name, tc := range tests {
@@ -563,7 +563,7 @@ mandates:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := fluxobjects.Evaluate(p, fluxauth.Source{Kind: "OCIRepository", Namespace: "team-a", Name: "app", SecretRef: "s",
+	d := fluxobjects.Evaluate(p, fluxauth.Object{Kind: "OCIRepository", Namespace: "team-a", Name: "app", SecretRef: "s",
 		Address: ecrURL}, admissiontest.Now)
 	want := "[m] drop spec.secretRef, set spec.provider: aws, spec.serviceAccountName: one of flux-* (identity tenants)"
 	if len(d.Violations) != 1 || d.Violations[0].Message != want {

@@ -114,7 +114,7 @@ identities:
 mandates:
   - name: no-static-git-credentials
     namespaces: ["team-*"]
-    kinds: [GitRepository]
+    kinds: [GitRepository, HelmRepository]
 `
 
 func wiringSetup(t *testing.T) *policy.Policy {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"time"
 
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -17,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 )
 
@@ -60,8 +59,7 @@ func (o *ClusterOptions) validate() error {
 var clusterScheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(sourcev1.AddToScheme(s))
-	utilruntime.Must(imagev1.AddToScheme(s))
+	utilruntime.Must(fluxauth.AddToScheme(s))
 	return s
 }()
 
