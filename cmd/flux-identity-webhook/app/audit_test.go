@@ -199,7 +199,7 @@ func TestAuditCluster(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		err := auditCluster(t.Context(), table, p, c, &stdout, &stderr)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(),
-			"gave up after --timeout 1m0s while reading HelmRepository: 0 read (4 requests): the report above is incomplete") {
+			"gave up after --timeout 1m0s while reading HelmRepository: 0 read (3 requests): the report above is incomplete") {
 			t.Fatalf("err = %v", err)
 		}
 		out := stdout.String()
