@@ -20,6 +20,8 @@ var decisions = map[string]decider{
 	routes.PathMutatePod:            decide(pods.Admit),
 	routes.PathMutateDeployment:     decide(pods.AdmitDeployment),
 	routes.PathValidateFluxSources:  decide(fluxobjects.Admit),
+	routes.PathValidateFluxObjects:  decide(fluxobjects.Admit),
+	routes.PathValidateSecret:       decide(fluxobjects.AdmitSecret),
 	routes.PathValidatePod:          decide(pods.AdmitMetadataChange),
 }
 

@@ -18,6 +18,11 @@ const (
 	// PathMutateDeployment is optional: it labels Azure pod templates (webhook/pods deployment.go).
 	PathMutateDeployment    = "/mutate-apps-v1-deployment"
 	PathValidateFluxSources = "/validate-flux-sources"
+	// PathValidateFluxObjects answers Flux's other objects that read credentials (Kustomization, HelmRelease,
+	// notification Provider and Receiver, ImageUpdateAutomation, ResourceSetInputProvider).
+	PathValidateFluxObjects = "/validate-flux-objects"
+	// PathValidateSecret answers SOPS decryption Secrets: its registration's matchCondition sends no other Secret.
+	PathValidateSecret = "/validate-v1-secret"
 	// PathValidatePod refuses changes to the pod annotations the webhook owns (webhook/pods podmetadata.go). It is
 	// registered for pod UPDATEs and bindings only; pod CREATE stays on PathMutatePod.
 	PathValidatePod = "/validate-v1-pod"
@@ -25,7 +30,7 @@ const (
 
 // Paths are every path the server answers, in the table's order.
 var Paths = []string{PathMutateServiceAccount, PathMutatePod, PathMutateDeployment, PathValidateFluxSources,
-	PathValidatePod}
+	PathValidateFluxObjects, PathValidateSecret, PathValidatePod}
 
 // Names of the webhook registrations (config/webhook, the chart).
 const (
@@ -36,6 +41,8 @@ const (
 	WebhookPodsFullInjection = "pods-full-injection.fluxidentity.dev"
 	WebhookDeployments       = "deployments.fluxidentity.dev"
 	WebhookSources           = "flux-sources.fluxidentity.dev"
+	WebhookFluxObjects       = "flux-objects.fluxidentity.dev"
+	WebhookSOPSSecrets       = "sops-secrets.fluxidentity.dev"
 	WebhookPodMetadata       = "pod-metadata.fluxidentity.dev"
 )
 
@@ -75,7 +82,9 @@ var Webhooks = []Webhook{
 		Rules: []Rule{podCreate}},
 	{Name: WebhookPodsFullInjection, Path: PathMutatePod, Mutating: true, FailClosed: true,
 		Rules: []Rule{podCreate}},
-	{Name: WebhookSources, Path: PathValidateFluxSources, FailClosed: true, Rules: fluxRules()},
+	{Name: WebhookSources, Path: PathValidateFluxSources, FailClosed: true, Rules: fluxRules(fluxauth.CategorySource)},
+	{Name: WebhookFluxObjects, Path: PathValidateFluxObjects, FailClosed: true, Rules: fluxRules(fluxauth.CategoryObject)},
+	{Name: WebhookSOPSSecrets, Path: PathValidateSecret, FailClosed: true, Rules: fluxRules(fluxauth.CategorySecrets)},
 	{Name: WebhookPodMetadata, Path: PathValidatePod, FailClosed: true, Rules: []Rule{
 		{Versions: []string{"v1"}, Resources: []string{"pods", "pods/status"}, Operations: []string{Update}},
 		{Versions: []string{"v1"}, Resources: []string{"pods/binding", "bindings"}, Operations: []string{Create}},
@@ -87,14 +96,28 @@ var Webhooks = []Webhook{
 
 var podCreate = Rule{Versions: []string{"v1"}, Resources: []string{"pods"}, Operations: []string{Create}, Kind: "Pod"}
 
-// fluxRules are one rule per Flux kind the credential model knows, naming every version Flux has served of it.
-func fluxRules() []Rule {
-	rules := make([]Rule, len(fluxauth.APIs))
-	for i, a := range fluxauth.APIs {
-		rules[i] = Rule{Group: a.Group, Versions: a.Versions, Resources: []string{a.Resource},
-			Operations: []string{Create, Update}, Kind: a.Kind}
+// fluxRules are one rule per kind of the category the credential model knows, naming every version Flux has served
+// of it.
+func fluxRules(c fluxauth.Category) []Rule {
+	var rules []Rule
+	for _, a := range fluxauth.APIs {
+		if a.Category == c {
+			rules = append(rules, Rule{Group: a.Group, Versions: a.Versions, Resources: []string{a.Resource},
+				Operations: []string{Create, Update}, Kind: a.Kind})
+		}
 	}
 	return rules
+}
+
+// WebhookOf is the registration that sends objects of a category of the credential model.
+func WebhookOf(c fluxauth.Category) string {
+	switch c {
+	case fluxauth.CategorySource:
+		return WebhookSources
+	case fluxauth.CategoryObject:
+		return WebhookFluxObjects
+	}
+	return WebhookSOPSSecrets
 }
 
 // Named is the registration of that name.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
@@ -51,16 +52,23 @@ type Result struct {
 // Spec):
 //   - ServiceAccounts: the namespaces named by an identity or a mandate (the policy owns identity annotations there);
 //   - pods and Deployments: the namespaces named by an identity;
-//   - Flux sources: the namespaces named by a mandate;
+//   - Flux sources, Flux's other objects and SOPS decryption Secrets: the namespaces of the mandates covering a kind
+//     of each (a mandate without kinds covers them all);
 //   - pods of ServiceAccounts that resolve to a full-injection entry, with the policy's own precedence: they go to
 //     routes.WebhookPodsFullInjection (fail closed) and not to routes.WebhookPods (fail open).
 func For(f *policy.File) Result {
 	var identityNS, mandateNS []string
+	covering := map[fluxauth.Category][]string{} // the namespaces of the mandates covering a kind of the category
 	for _, id := range f.Identities {
 		identityNS = append(identityNS, id.Namespaces...)
 	}
 	for _, m := range f.Mandates {
 		mandateNS = append(mandateNS, m.Namespaces...)
+		for _, c := range []fluxauth.Category{fluxauth.CategorySource, fluxauth.CategoryObject, fluxauth.CategorySecrets} {
+			if slices.ContainsFunc(m.Kinds, func(k string) bool { a, _ := fluxauth.APIOf(k); return a.Category == c }) {
+				covering[c] = append(covering[c], m.Namespaces...)
+			}
+		}
 	}
 	r := Result{Webhooks: map[string][]Condition{}}
 	namespaces := func(webhook string, patterns []string) (string, bool) {
@@ -74,7 +82,9 @@ func For(f *policy.File) Result {
 	}
 	namespaces(routes.WebhookServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
 	namespaces(routes.WebhookDeployments, identityNS)
-	namespaces(routes.WebhookSources, mandateNS)
+	namespaces(routes.WebhookSources, covering[fluxauth.CategorySource])
+	namespaces(routes.WebhookFluxObjects, covering[fluxauth.CategoryObject])
+	namespaces(routes.WebhookSOPSSecrets, covering[fluxauth.CategorySecrets])
 	if _, ok := namespaces(routes.WebhookPods, identityNS); !ok {
 		return r
 	}
@@ -88,6 +98,19 @@ func For(f *policy.File) Result {
 	}
 	slices.Sort(r.Skipped)
 	return r
+}
+
+// NameSOPSKeys names the static condition of the SOPS Secret registration (SOPSKeys).
+const NameSOPSKeys = "sops-credential-keys"
+
+// SOPSKeys is the static condition of the SOPS Secret registration, in config/webhook and the chart whatever the
+// policy: only a Secret carrying one of the entries kustomize-controller reads a credential from
+// (fluxauth.SOPSCredentialKeys) reaches the webhook, so no other Secret is ever sent to it. It cannot fail on a Secret
+// without data: an evaluation error would refuse the request on this fail-closed webhook.
+func SOPSKeys() Condition {
+	keys := list(fluxauth.SOPSCredentialKeys)
+	return Condition{Name: NameSOPSKeys, Expression: "(has(object.data) && object.data.exists(k, k in " + keys +
+		")) || (has(object.stringData) && object.stringData.exists(k, k in " + keys + "))"}
 }
 
 // Namespaces builds a CEL expression true for exactly the namespaces the patterns match: a list membership test for

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/cel-go/cel"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
@@ -239,8 +240,14 @@ func TestConditionsAgreeWithPolicyLookups(t *testing.T) {
 			inj := []string{"annotate", "full"}[rng.IntN(2)]
 			b.WriteString(entry(fmt.Sprintf("e%d", i), pick(nsPatterns), pick(saPatterns), inj))
 		}
-		if rng.IntN(2) == 0 {
-			fmt.Fprintf(&b, "mandates:\n  - name: m\n    namespaces: [%s]\n", pick(nsPatterns))
+		if n := rng.IntN(3); n > 0 {
+			b.WriteString("mandates:\n")
+			for i := range n {
+				fmt.Fprintf(&b, "  - name: m%d\n    namespaces: [%s]\n", i, pick(nsPatterns))
+				if rng.IntN(2) == 0 { // a mandate without kinds covers every kind
+					fmt.Fprintf(&b, "    kinds: [%s]\n", pick(fluxauth.Kinds))
+				}
+			}
 		}
 		p, err := policy.Parse("policy.yaml", []byte(b.String()), time.Now())
 		if err != nil {
@@ -251,7 +258,13 @@ func TestConditionsAgreeWithPolicyLookups(t *testing.T) {
 		for _, ns := range namespaces {
 			_, owned := p.Ownership(ns)
 			check(t, b.String(), r, routes.WebhookServiceAccounts, ns, "", owned)
-			check(t, b.String(), r, routes.WebhookSources, ns, "", len(p.MandatesFor(ns, "GitRepository")) > 0)
+			covered := map[fluxauth.Category]bool{}
+			for _, api := range fluxauth.APIs {
+				covered[api.Category] = covered[api.Category] || len(p.MandatesFor(ns, api.Kind)) > 0
+			}
+			for c, covers := range covered {
+				check(t, b.String(), r, routes.WebhookOf(c), ns, "", covers)
+			}
 			for _, sa := range accounts {
 				lookup := sa
 				if lookup == "" {
@@ -292,5 +305,45 @@ func check(t *testing.T, doc string, r Result, webhook, ns, sa string, want bool
 	}
 	if got != want {
 		t.Fatalf("%s for %s/%q: sent=%v, want %v\n%s\nconditions: %v", webhook, ns, sa, got, want, doc, conds)
+	}
+}
+
+// The SOPS Secret registration's static condition sends exactly the Secrets carrying an entry ImportKeys reads a
+// credential from, by data or stringData, and cannot fail on a Secret without either.
+func TestSOPSKeysSendOnlySOPSDecryptionSecrets(t *testing.T) {
+	expr := SOPSKeys().Expression
+	env, err := cel.NewEnv(cel.Variable("request", cel.DynType), cel.Variable("object", cel.DynType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		t.Fatal(iss.Err())
+	}
+	prg, err := env.Program(ast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		object map[string]any
+		sent   bool
+	}{
+		"a SOPS Secret with static AWS keys":              {map[string]any{"data": map[string]any{"sops.aws-kms": "eA=="}}, true},
+		"a SOPS Secret written with stringData":           {map[string]any{"stringData": map[string]any{"sops.vault-token": "x"}}, true},
+		"an age key Secret (judged on its Kustomization)": {map[string]any{"data": map[string]any{"identity.agekey": "eA=="}}, false},
+		"a TLS Secret": {map[string]any{"data": map[string]any{"tls.crt": "eA==", "tls.key": "eA=="}}, false},
+		"a Secret with a key that only looks alike": {map[string]any{"data": map[string]any{"sops.aws-kms.bak": "eA=="}}, false},
+		"a Secret without data":                     {map[string]any{"metadata": map[string]any{"name": "s"}}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, _, err := prg.Eval(map[string]any{"request": map[string]any{"namespace": "n"}, "object": tc.object})
+			if err != nil {
+				t.Fatalf("evaluation failed (the fail-closed webhook would refuse the request): %v", err)
+			}
+			if out.Value() != tc.sent {
+				t.Errorf("sent = %v, want %v", out.Value(), tc.sent)
+			}
+		})
 	}
 }

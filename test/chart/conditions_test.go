@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/conditions"
+	"github.com/fluxidentity/flux-identity-webhook/test/harness"
 )
 
 const annotationPolicyDigest = "fluxidentity.dev/policy-sha256"
@@ -41,7 +44,8 @@ func cliConditions(t *testing.T, file string) map[string][]admissionv1.MatchCond
 }
 
 // chartConditions renders the chart with the policy file and returns every webhook's matchConditions by webhook
-// name, with the conditions the chart does not derive from the policy (the pod metadata check's) left out.
+// name, with the conditions the chart does not derive from the policy (the pod metadata check's, the SOPS Secrets'
+// key condition) left out.
 func chartConditions(t *testing.T, file, extraValues string) (map[string][]admissionv1.MatchCondition, objects) {
 	t.Helper()
 	content, err := os.ReadFile(file)
@@ -58,6 +62,9 @@ func chartConditions(t *testing.T, file, extraValues string) (map[string][]admis
 		if name == podMetadataWebhook {
 			return
 		}
+		mcs = slices.DeleteFunc(slices.Clone(mcs), func(c admissionv1.MatchCondition) bool {
+			return c.Name == conditions.NameSOPSKeys // static, held to conditions.SOPSKeys by its own test
+		})
 		if len(mcs) > 0 {
 			out[name] = mcs
 		}
@@ -107,6 +114,15 @@ func samplePolicies(t *testing.T) []string {
 		identity("sources", `"src-*"`, "source-controller", "full")+
 		"mandates:\n  - name: m\n    namespaces: [\"team-*\", apps, \"1234\"]\n")
 	write("no-full.yaml", policyHeader+identity("a", "flux-system", "source-controller", "annotate"))
+	// One mandate per kind, each in a namespace of its own: the chart's lists of kinds per registration must be the
+	// credential model's.
+	var kinds strings.Builder
+	kinds.WriteString(policyHeader + identity("a", "flux-system", "source-controller", "annotate") + "mandates:\n")
+	for i, kind := range fluxauth.Kinds {
+		fmt.Fprintf(&kinds, "  - name: m%d\n    namespaces: [ns-%d]\n    kinds: [%s]\n", i, i, kind)
+	}
+	kinds.WriteString("  - name: all\n    namespaces: [every-kind]\n")
+	write("kind-per-mandate.yaml", kinds.String())
 	var many strings.Builder
 	many.WriteString(policyHeader)
 	for i := range conditions.MaxGlobs + 1 {
@@ -263,6 +279,46 @@ func TestWebhookConfigurationsCarryThePolicyDigest(t *testing.T) {
 		for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
 			if got := o.get(kind, releaseName).GetAnnotations()[annotationPolicyDigest]; got != want {
 				t.Errorf("%s: %s = %q, want %q (the ConfigMap's policy)", filepath.Base(file), kind, got, want)
+			}
+		}
+	}
+}
+
+// The SOPS Secret registration carries, in config/webhook and in the chart whatever the values, the static condition
+// that sends it only Secrets with a SOPS credential entry (conditions.SOPSKeys), first, before any policy-derived one.
+func TestSOPSSecretsAreScopedToSOPSKeysEverywhere(t *testing.T) {
+	want := conditions.SOPSKeys()
+	check := func(where string, mcs []admissionv1.MatchCondition) {
+		t.Helper()
+		if len(mcs) == 0 || mcs[0].Name != want.Name || mcs[0].Expression != want.Expression {
+			t.Errorf("%s: %s's first condition is %+v, want %+v", where, routes.WebhookSOPSSecrets, mcs, want)
+		}
+	}
+	_, validating, err := harness.ReadWebhookConfigurations(filepath.Join(repoRoot(t), "config", "webhook", "manifests.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range validating {
+		for _, w := range c.Webhooks {
+			if w.Name == routes.WebhookSOPSSecrets {
+				check("config/webhook", w.MatchConditions)
+			}
+		}
+	}
+	for _, values := range []string{"", "webhooks:\n  scopeToPolicy: false\n"} {
+		forEachValidating(mustRender(t, releaseNS, values), func(w admissionv1.ValidatingWebhook) {
+			if w.Name == routes.WebhookSOPSSecrets {
+				check("the chart with values "+strconv.Quote(values), w.MatchConditions)
+			}
+		})
+	}
+}
+
+func forEachValidating(o objects, f func(admissionv1.ValidatingWebhook)) {
+	for _, obj := range o.all {
+		if c, ok := obj.(*admissionv1.ValidatingWebhookConfiguration); ok {
+			for _, w := range c.Webhooks {
+				f(w)
 			}
 		}
 	}

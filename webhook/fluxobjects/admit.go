@@ -16,8 +16,9 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/webhook/verdict"
 )
 
-// Admit decides about a Flux object being created or updated: it decodes the object with Flux's own types, asks
-// Evaluate, and hands the violations to the answer, each in its mandate's mode. Deletions, status updates and objects
+// Admit decides about a Flux object (a source, or another kind that reads credentials) being created or updated: it
+// decodes the object with Flux's own types, asks Evaluate, and hands the violations to the answer, each in its
+// mandate's mode. Deletions, status updates and objects
 // being deleted are never evaluated.
 func Admit(p *policy.Policy, req *verdict.Request[json.RawMessage, json.RawMessage], now time.Time) (verdict.Verdict, error) {
 	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || req.SubResource != "" {
@@ -51,14 +52,11 @@ func Admit(p *policy.Policy, req *verdict.Request[json.RawMessage, json.RawMessa
 		}
 	}
 	if len(d.Violations) > 0 || d.Exception != nil {
-		fields := make([]string, len(d.Violations))
-		for i, sv := range d.Violations {
-			fields[i] = sv.Mandate + " " + sv.Field
+		message := "Flux object decision"
+		if a, _ := fluxauth.APIOf(d.Kind); a.Category == fluxauth.CategorySource {
+			message = "Flux source decision"
 		}
-		v.Log = &verdict.LogLine{Message: "Flux source decision", KeysAndValues: []any{"kind", d.Kind,
-			"namespace", verdict.Clip(d.Namespace), "name", verdict.Clip(d.Name),
-			"operation", verdict.Clip(string(req.Operation)), "violations", fields, "excepted", d.Exception != nil,
-			"dryRun", req.IsDryRun()}}
+		v.Log = decisionLog(message, d, req.Operation, req.IsDryRun())
 	}
 	return v, nil
 }

@@ -2,7 +2,8 @@
 The webhooks' CEL matchConditions, derived from .Values.policy: the same expressions, character for character, as
 `flux-identity-webhook policy match-conditions` (package policy/conditions, which documents the rules); a test renders
 sample policies both ways and compares them. Kept in this order: ServiceAccounts in the namespaces of identities and
-mandates, pods and Deployments in the namespaces of identities, Flux sources in the namespaces of mandates, and the
+mandates, pods and Deployments in the namespaces of identities, Flux sources, Flux's other objects and SOPS Secrets in
+the namespaces of the mandates covering a kind of each, and the
 pods of full-injection ServiceAccounts on their own fail-closed webhook, with the policy's precedence (an exact
 namespace beats a glob, then an exact ServiceAccount beats a glob).
 
@@ -21,9 +22,27 @@ sees every request its rules select; "skipped" ones had too many patterns for a 
 {{- $identities := $p.identities | default (list) -}}
 {{- $identityNS := list -}}
 {{- range $identities -}}{{- $identityNS = concat $identityNS (.namespaces | default (list)) -}}{{- end -}}
+{{- /* The kinds of each registration (internal/fluxauth APIs by category); a mandate without kinds covers them all. */ -}}
+{{- $sourceKinds := list "GitRepository" "OCIRepository" "HelmRepository" "Bucket" "ImageRepository" -}}
+{{- $objectKinds := list "Kustomization" "HelmRelease" "Provider" "Receiver" "ImageUpdateAutomation" "ResourceSetInputProvider" -}}
+{{- $secretKinds := list "Secret" -}}
 {{- $mandateNS := list -}}
-{{- range ($p.mandates | default (list)) -}}{{- $mandateNS = concat $mandateNS (.namespaces | default (list)) -}}{{- end -}}
-{{- range $w := list (list "serviceaccounts.fluxidentity.dev" (concat $identityNS $mandateNS)) (list "deployments.fluxidentity.dev" $identityNS) (list "flux-sources.fluxidentity.dev" $mandateNS) (list "pods.fluxidentity.dev" $identityNS) -}}
+{{- $sourceNS := list -}}{{- $objectNS := list -}}{{- $secretNS := list -}}
+{{- range ($p.mandates | default (list)) -}}
+{{- $ns := .namespaces | default (list) -}}
+{{- $mandateNS = concat $mandateNS $ns -}}
+{{- $kinds := .kinds | default (concat $sourceKinds $objectKinds $secretKinds) -}}
+{{- $covers := dict -}}
+{{- range $kinds -}}
+{{- if has (toString .) $sourceKinds -}}{{- $_ := set $covers "source" true -}}{{- end -}}
+{{- if has (toString .) $objectKinds -}}{{- $_ := set $covers "object" true -}}{{- end -}}
+{{- if has (toString .) $secretKinds -}}{{- $_ := set $covers "secret" true -}}{{- end -}}
+{{- end -}}
+{{- if hasKey $covers "source" -}}{{- $sourceNS = concat $sourceNS $ns -}}{{- end -}}
+{{- if hasKey $covers "object" -}}{{- $objectNS = concat $objectNS $ns -}}{{- end -}}
+{{- if hasKey $covers "secret" -}}{{- $secretNS = concat $secretNS $ns -}}{{- end -}}
+{{- end -}}
+{{- range $w := list (list "serviceaccounts.fluxidentity.dev" (concat $identityNS $mandateNS)) (list "deployments.fluxidentity.dev" $identityNS) (list "flux-sources.fluxidentity.dev" $sourceNS) (list "flux-objects.fluxidentity.dev" $objectNS) (list "sops-secrets.fluxidentity.dev" $secretNS) (list "pods.fluxidentity.dev" $identityNS) -}}
 {{- $expr := include "fiw.nsCondition" (index $w 1) -}}
 {{- if $expr -}}
 {{- $_ := set $out (index $w 0) (list (dict "name" "policy-namespaces" "expression" $expr)) -}}
