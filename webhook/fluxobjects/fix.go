@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	fluxcdv1 "github.com/controlplaneio-fluxcd/flux-operator/api/v1"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	notificationv1beta3 "github.com/fluxcd/notification-controller/api/v1beta3"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
@@ -42,7 +43,11 @@ func (fx *fixer) typed() bool {
 // glob that maps there.
 func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 	ns := fx.s.Namespace
-	if sa := fx.s.ServiceAccountName; sa != "" {
+	sa := fx.s.ServiceAccountName
+	if fx.s.Kind == kustomizev1.KustomizationKind { // its identity is the decryption's
+		sa = fx.s.DecryptionServiceAccountName
+	}
+	if sa != "" {
 		if m, ok := fx.p.IdentityFor(ns, sa); ok && (cloud == "" || string(m.Cloud) == cloud) {
 			return sa, m, true
 		}

@@ -71,8 +71,8 @@ func EvaluateKubeConfig(p *policy.Policy, o fluxauth.Object, cm KubeConfigMap, n
 		violate(strictest, "ConfigMap "+o.KubeConfigConfigMapRef+": "+what+" has no identity here: map it to "+
 			aCloud(cm.Provider)+" identity", "the kubeconfig ConfigMap's ServiceAccount has no identity here")
 	case string(match.Cloud) != cm.Provider:
-		violate(strictest, "ConfigMap "+o.KubeConfigConfigMapRef+": provider "+cm.Provider+" does not fit identity "+
-			match.Identity.Name+" ("+string(match.Cloud)+")", "the kubeconfig ConfigMap's provider does not fit its identity")
+		violate(strictest, "ConfigMap "+o.KubeConfigConfigMapRef+": "+what+" is "+string(match.Cloud)+
+			", its provider "+cm.Provider, "the kubeconfig ConfigMap's provider does not fit its identity")
 	}
 	return d
 }

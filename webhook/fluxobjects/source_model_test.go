@@ -40,20 +40,28 @@ identities:
 mandates:
   - name: strict
     namespaces: [strict]
-    cover: [tlsClientKeys, proxyCredentials]
+    cover: [tlsClientKeys, proxyCredentials, sopsPrivateKeys, receiverTokens]
   - name: lenient
     namespaces: [lenient]
     allowProviders: [github]
     allowControllerIdentity: true
 `
 
-// providersOf are the spec.provider values each kind's CRD accepts.
+// providersOf are the spec.provider values each kind's CRD accepts; a kind without the field has none.
 var providersOf = map[string][]string{
 	"GitRepository":   {"generic", "aws", "azure", "github"},
 	"OCIRepository":   {"generic", "aws", "azure", "gcp"},
 	"HelmRepository":  {"generic", "aws", "azure", "gcp"},
 	"Bucket":          {"generic", "aws", "azure", "gcp"},
 	"ImageRepository": {"generic", "aws", "azure", "gcp"},
+}
+
+// typeOf is a type that stands for a variant of a kind whose type decides (a variant that is a family, or every
+// type): the one each case is sent with.
+var typeOf = map[string]string{
+	fluxauth.VariantNoIdentity: "slack", fluxauth.VariantAzureDevOps: "AzureDevOpsBranch",
+	fluxauth.VariantAWSCodeCommit: "AWSCodeCommitBranch", fluxauth.VariantGitHub: "GitHubBranch",
+	fluxauth.VariantGitLab: "GitLabBranch", fluxauth.VariantGitea: "GiteaBranch",
 }
 
 // modelCase is an object that exercises one row of the credential model.
@@ -77,6 +85,9 @@ func modelCases(t *testing.T) []modelCase {
 		providers := []string{row.Provider}
 		if row.Provider == fluxauth.AnyProvider {
 			providers = providersOf[row.Kind]
+		}
+		if providers == nil {
+			providers = []string{""} // the kind has no spec.provider
 		}
 		variants := []string{row.Variant}
 		if row.Variant == fluxauth.AnyVariant {
@@ -142,7 +153,7 @@ func modelObject(t *testing.T, row *fluxauth.Row, variant, provider string) mode
 		}
 		spec["image"] = address
 	default:
-		t.Fatalf("no object for kind %s", row.Kind)
+		return objectModelObject(t, c)
 	}
 	account := map[string]string{"aws": "aws-sa", "azure": "azure-sa", "gcp": "gcp-sa"}[provider]
 	if account != "" && c.hasAccountField && row.Field != fluxauth.FieldNoServiceAccount {
@@ -192,8 +203,11 @@ func TestEveryModelRowOnTheDecisionPath(t *testing.T) {
 	front := webhooktest.NewFront(p, policy.ModeEnforce)
 	refusedBy := map[string]map[fluxauth.Class]bool{
 		"strict": {fluxauth.StoredSecret: true, fluxauth.InlineCredential: true, fluxauth.PullSecrets: true,
-			fluxauth.AppKey: true, fluxauth.TLSMaterial: true, fluxauth.ProxyLogin: true, fluxauth.ControllerIdentity: true},
-		"lenient": {fluxauth.StoredSecret: true, fluxauth.InlineCredential: true, fluxauth.PullSecrets: true},
+			fluxauth.AppKey: true, fluxauth.TLSMaterial: true, fluxauth.ProxyLogin: true, fluxauth.ControllerIdentity: true,
+			fluxauth.SOPSKeys: true, fluxauth.ReceiverToken: true, fluxauth.BorrowedCredentials: true,
+			fluxauth.BorrowedIdentity: true},
+		"lenient": {fluxauth.StoredSecret: true, fluxauth.InlineCredential: true, fluxauth.PullSecrets: true,
+			fluxauth.BorrowedCredentials: true, fluxauth.BorrowedIdentity: true},
 	}
 	cases := modelCases(t)
 	checked := map[fluxauth.Class]int{}
@@ -205,19 +219,36 @@ func TestEveryModelRowOnTheDecisionPath(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				gv := strings.Split(c.object["apiVersion"].(string), "/")
-				_, resp := webhooktest.Ask(t, front, routes.PathValidateFluxSources, admissionv1.AdmissionRequest{
+				group, version, found := strings.Cut(c.object["apiVersion"].(string), "/")
+				if !found {
+					group, version = "", group
+				}
+				target, ok := routes.ForKind(c.kind)
+				if !ok {
+					t.Fatalf("no route sends %s", c.kind)
+				}
+				_, resp := webhooktest.Ask(t, front, target.Path, admissionv1.AdmissionRequest{
 					UID: "1", Operation: admissionv1.Create, Namespace: ns, Name: "obj",
-					Kind:   metav1.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind},
+					Kind:   metav1.GroupVersionKind{Group: group, Version: version, Kind: c.kind},
 					Object: runtime.RawExtension{Raw: raw},
 				})
-				src, err := fluxauth.Decode(schema.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind}, raw)
-				if err != nil {
-					t.Fatal(err)
+				var d fluxobjects.Decision
+				if c.kind == fluxauth.SecretKind {
+					data := map[string][]byte{}
+					for k, v := range c.object["stringData"].(map[string]any) {
+						data[k] = []byte(v.(string))
+					}
+					d = fluxobjects.EvaluateSecret(p, ns, "obj", data, admissiontest.Now)
+				} else {
+					src, err := fluxauth.Decode(schema.GroupVersionKind{Group: group, Version: version, Kind: c.kind}, raw)
+					if err != nil {
+						t.Fatal(err)
+					}
+					src.Namespace = ns
+					d = fluxobjects.Evaluate(p, src, admissiontest.Now)
 				}
-				src.Namespace = ns
 				var fields []string
-				for _, v := range fluxobjects.Evaluate(p, src, admissiontest.Now).Violations {
+				for _, v := range d.Violations {
 					fields = append(fields, v.Field)
 				}
 				want := refusedBy[ns][c.row.Class]
@@ -243,10 +274,103 @@ func TestEveryModelRowOnTheDecisionPath(t *testing.T) {
 	}
 	for _, class := range []fluxauth.Class{fluxauth.Ignored, fluxauth.StoredSecret, fluxauth.AppKey,
 		fluxauth.TLSMaterial, fluxauth.ProxyLogin, fluxauth.InlineCredential, fluxauth.PullSecrets,
-		fluxauth.ObjectIdentity, fluxauth.ControllerIdentity} {
+		fluxauth.ObjectIdentity, fluxauth.ControllerIdentity, fluxauth.SOPSKeys, fluxauth.ReceiverToken,
+		fluxauth.BorrowedCredentials, fluxauth.BorrowedIdentity, fluxauth.KMSIdentity, fluxauth.ConfigMapIdentity,
+		fluxauth.NoAlternative} {
 		if checked[class] == 0 {
 			t.Errorf("no row of class %q was exercised", class)
 		}
 	}
 	t.Logf("%d model rows, %d objects, %d requests", len(fluxauth.Model), len(cases), 2*len(cases))
+}
+
+// objectModelObject is modelObject for the kinds beyond the sources: the row's field set, and the ServiceAccount of
+// the object's cloud where the kind names one, so that no other row applies.
+func objectModelObject(t *testing.T, c modelCase) modelCase {
+	t.Helper()
+	row := c.row
+	ref := map[string]any{"name": "s"}
+	spec := map[string]any{}
+	api, _ := fluxauth.APIOf(row.Kind)
+	apiVersion := api.Group + "/" + api.Versions[0]
+	typ := c.variant
+	if t, ok := typeOf[typ]; ok {
+		typ = t
+	}
+	if typ == "" {
+		typ = map[string]string{"Provider": "generic", "Receiver": "github", "ResourceSetInputProvider": "GitHubBranch"}[row.Kind]
+	}
+	cloud := fluxauth.TypeProvider(row.Kind, typ)
+	account := map[string]string{"aws": "aws-sa", "azure": "azure-sa", "gcp": "gcp-sa"}[cloud]
+	switch row.Kind {
+	case "Kustomization", "HelmRelease":
+		switch row.Field {
+		case fluxauth.FieldDecryptionSecretRef:
+			spec["decryption"] = map[string]any{"provider": "sops", "secretRef": ref, "serviceAccountName": "aws-sa"}
+		case fluxauth.FieldDecryptionServiceAccountName:
+			spec["decryption"] = map[string]any{"provider": "sops", "serviceAccountName": "aws-sa"}
+		case fluxauth.FieldNoDecryptionServiceAccount:
+			spec["decryption"] = map[string]any{"provider": "sops"}
+		case fluxauth.FieldKubeConfigSecretRef:
+			spec["kubeConfig"] = map[string]any{"secretRef": ref}
+		case fluxauth.FieldKubeConfigConfigMapRef:
+			spec["kubeConfig"] = map[string]any{"configMapRef": ref}
+		case fluxauth.FieldServiceAccountName:
+			spec["serviceAccountName"] = "deployer"
+		default:
+			t.Fatalf("no way to set %s on %s", row.Field, row.Kind)
+		}
+	case "Provider", "Receiver", "ResourceSetInputProvider":
+		spec["type"] = typ
+		if account != "" && row.Field != fluxauth.FieldNoServiceAccount {
+			spec["serviceAccountName"] = account
+		}
+		address := "https://hooks.example.com/flux"
+		switch row.Field {
+		case fluxauth.FieldSecretRef, fluxauth.FieldCertSecretRef, fluxauth.FieldProxySecretRef:
+			spec[strings.TrimPrefix(row.Field, "spec.")] = ref
+		case fluxauth.FieldServiceAccountName:
+			if account == "" {
+				account = "some-sa"
+			}
+			spec["serviceAccountName"] = account
+		case fluxauth.FieldAddressSAS:
+			address = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0"
+			delete(spec, "serviceAccountName") // Flux refuses a SAS beside a ServiceAccount
+		case fluxauth.FieldAddressUserInfo, fluxauth.FieldURLUserInfo:
+			address = "https://user:password@hooks.example.com/flux"
+		case fluxauth.FieldProxyUserInfo:
+			spec["proxy"] = "http://user@proxy.example.com:8080" // a login without a password: the row's own class
+		case fluxauth.FieldNoServiceAccount:
+		default:
+			t.Fatalf("no way to set %s on %s", row.Field, row.Kind)
+		}
+		if row.Kind == "ResourceSetInputProvider" {
+			spec["url"] = address
+		} else if row.Kind == "Provider" {
+			spec["address"] = address
+		}
+	case "ImageUpdateAutomation":
+		spec["sourceRef"] = map[string]any{"kind": "GitRepository", "name": "fleet", "namespace": "flux-system"}
+	case fluxauth.SecretKind:
+		value := map[string]string{
+			fluxauth.SOPSAWSStaticKeys: "aws_access_key_id: AKIA\naws_secret_access_key: x\n", fluxauth.SOPSAzureClientSecret: "tenantId: t\nclientId: c\nclientSecret: s\n",
+			fluxauth.SOPSAzureClientCertificate: "tenantId: t\nclientId: c\nclientCertificate: pem\n", fluxauth.SOPSAzureManagedIdentity: "clientId: c\n",
+			fluxauth.SOPSGCPKey: `{"type":"service_account"}`, fluxauth.SOPSGCPExternalAccount: `{"type":"external_account"}`,
+		}[c.variant]
+		key := map[string]string{fluxauth.FieldSOPSAWSKMS: "sops.aws-kms", fluxauth.FieldSOPSAzureKV: "sops.azure-kv",
+			fluxauth.FieldSOPSGCPKMS: "sops.gcp-kms", fluxauth.FieldSOPSVaultToken: "sops.vault-token",
+			fluxauth.FieldSOPSAgeKey: "identity.agekey", fluxauth.FieldSOPSPGPKey: "key.asc"}[row.Field]
+		if value == "" {
+			value = "opaque"
+		}
+		c.object = map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "obj"},
+			"stringData": map[string]any{key: value}}
+		return c
+	default:
+		t.Fatalf("no object for kind %s", row.Kind)
+	}
+	c.object = map[string]any{"apiVersion": apiVersion, "kind": row.Kind, "metadata": map[string]any{"name": "obj"},
+		"spec": spec}
+	return c
 }
