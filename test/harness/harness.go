@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	dto "github.com/prometheus/client_model/go"
@@ -37,15 +38,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// Scheme knows the Kubernetes built-in types and Flux's source types.
+// Scheme knows the Kubernetes built-in types and the types of every Flux kind the credential model knows.
 var Scheme = runtime.NewScheme()
 
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
-	utilruntime.Must(sourcev1.AddToScheme(Scheme))
+	utilruntime.Must(fluxauth.AddToScheme(Scheme))
 }
 
 // Options say what to start. Only PolicyFile is required.
@@ -370,7 +372,7 @@ next:
 	return total
 }
 
-// waitForWebhooks returns once the API server calls each of the three handlers. Webhook configurations reach the API
+// waitForWebhooks returns once the API server calls each registered handler. Webhook configurations reach the API
 // server's admission chain through an informer, a moment after they are created; dry-run requests (the webhooks
 // declare sideEffects: None) probe that without leaving objects behind.
 func (e *Env) waitForWebhooks(ctx context.Context, registered map[string]bool) error {
@@ -405,6 +407,17 @@ func (e *Env) waitForWebhooks(ctx context.Context, registered map[string]bool) e
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
 				Spec:       sourcev1.GitRepositorySpec{URL: "https://example.invalid/repo.git", Interval: metav1.Duration{Duration: time.Minute}},
 			}
+		}},
+		{"/validate-flux-objects", func(n int) client.Object {
+			return &kustomizev1.Kustomization{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
+				Spec: kustomizev1.KustomizationSpec{Interval: metav1.Duration{Duration: time.Minute},
+					SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: "probe"}},
+			}
+		}},
+		{"/validate-v1-secret", func(n int) client.Object { // the registration sends only SOPS decryption Secrets
+			return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("probe-%d", n), Namespace: "default"},
+				StringData: map[string]string{fluxauth.SOPSKeyVaultToken: "probe"}}
 		}},
 	}
 	for _, p := range probes {

@@ -17,9 +17,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/cmd/flux-identity-webhook/app"
@@ -63,13 +60,8 @@ const gitDenial = "[no-static-git-credentials] drop spec.secretRef, set spec.pro
 	"spec.serviceAccountName: flux-source"
 
 // validationScheme knows every Flux source kind the webhook validates, ImageRepository included.
-var validationScheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(sourcev1.AddToScheme(s))
-	utilruntime.Must(imagev1.AddToScheme(s))
-	return s
-}()
+// validationScheme is the harness scheme: every Flux kind the credential model knows, and the built-in types.
+var validationScheme = harness.Scheme
 
 // warningClient is a client whose warnings land in the returned recorder.
 func warningClient() (client.Client, *harness.WarningRecorder) {
