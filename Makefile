@@ -19,6 +19,9 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 CERT_MANAGER_VERSION := $(shell sed -n 's|^\s*github.com/cert-manager/cert-manager \(v[^ ]*\).*|\1|p' go.mod)
 KUSTOMIZE_CONTROLLER_VERSION ?= v1.9.6
 PROMETHEUS_OPERATOR_VERSION ?= v0.85.0
+# The report CRDs (hack/report-crds.sh): PolicyReport from Kyverno's module, Report from the module whose types audit uses.
+KYVERNO_VERSION ?= v1.19.1
+OPENREPORTS_VERSION := $(shell sed -n 's|^\s*github.com/openreports/reports-api \(v[^ ]*\).*|\1|p' go.mod)
 
 # Build stamp: the binary's `version`, the server's start-up log and fluxidentity_build_info, the image's labels.
 VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v$$(sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/flux-identity-webhook/Chart.yaml)-dev)
@@ -34,8 +37,10 @@ CERT_MANAGER_BIN := $(BIN)/cert-manager
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
+REPORT_CRDS  := $(BIN)/report-crds
 export KUBEBUILDER_ASSETS := $(ENVTEST_BINS)
 export FLUX_CRDS_DIR      := $(FLUX_CRDS)
+export REPORT_CRDS_DIR    := $(REPORT_CRDS)
 export HELM               := $(BIN)/helm
 export FIW_IMAGE_DIR      := $(IMAGE_DIR)
 export FIW_E2E_MANIFESTS  := $(E2E_MANIFESTS)
@@ -85,7 +90,7 @@ lint: golangci-lint ## go vet, gofmt and golangci-lint (.golangci.yml) over the 
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: integration
-integration: envtest-bins flux-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
+integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory azurecompat
@@ -161,6 +166,13 @@ $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(IMAGE_REFLECTOR_VERSION):
 	FLUX_SOURCE_VERSION=$(FLUX_SOURCE_VERSION) hack/flux-crds.sh $(FLUX_CRDS)
 	IMAGE_REFLECTOR_VERSION=$(IMAGE_REFLECTOR_VERSION) CONTROLLER_GEN_VERSION=$(CONTROLLER_GEN_VERSION) \
 	  FIW_CACHE_DIR=$(CACHE_DIR) hack/image-crds.sh $(FLUX_CRDS)
+	@touch $@
+
+.PHONY: report-crds
+report-crds: $(REPORT_CRDS)/.$(KYVERNO_VERSION)-$(OPENREPORTS_VERSION) ## Copy the PolicyReport (Kyverno's module) and Report (reports-api) CRDs for the report tests.
+
+$(REPORT_CRDS)/.$(KYVERNO_VERSION)-$(OPENREPORTS_VERSION):
+	KYVERNO_VERSION=$(KYVERNO_VERSION) OPENREPORTS_VERSION=$(OPENREPORTS_VERSION) hack/report-crds.sh $(REPORT_CRDS)
 	@touch $@
 
 .PHONY: e2e-manifests

@@ -13,6 +13,7 @@ import (
 	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
@@ -26,6 +27,7 @@ type Finding struct {
 	Kind       string                        `json:"kind"`
 	Namespace  string                        `json:"namespace"`
 	Name       string                        `json:"name"`
+	UID        types.UID                     `json:"uid,omitempty"`
 	Violations []fluxobjects.SourceViolation `json:"violations"`
 }
 
@@ -120,7 +122,7 @@ func evaluate(list client.ObjectList, p *policy.Policy, now time.Time, res *Resu
 		res.Checked++
 		if d := fluxobjects.Evaluate(p, src, now); len(d.Violations) > 0 {
 			res.Findings = append(res.Findings, Finding{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name,
-				Violations: d.Violations})
+				UID: obj.GetUID(), Violations: d.Violations})
 		}
 	}
 	return nil

@@ -21,21 +21,29 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
+// auditOptions are the command's defaults with a policy file and an output format.
+func auditOptions(policyFile, output string) AuditOptions {
+	return AuditOptions{PolicyFile: policyFile, Output: output, Cluster: defaultClusterOptions(),
+		Reports: defaultReportOptions()}
+}
+
 func TestAuditOptionsValidate(t *testing.T) {
 	tests := map[string]struct {
 		o       AuditOptions
 		wantErr []string
 	}{
-		"a policy and the table format are enough": {
-			o: AuditOptions{PolicyFile: "p.yaml", Output: "table", Cluster: defaultClusterOptions()}},
-		"json is an output format": {o: AuditOptions{PolicyFile: "p.yaml", Output: "json", Cluster: defaultClusterOptions()}},
+		"a policy and the table format are enough":  {o: auditOptions("p.yaml", "table")},
+		"json is an output format":                  {o: auditOptions("p.yaml", "json")},
+		"policyreport and report print the reports": {o: auditOptions("p.yaml", "policyreport")},
+		"report prints Open Reports":                {o: auditOptions("p.yaml", "report")},
 		"the policy is required and yaml is not a format": {
-			o:       AuditOptions{Output: "yaml", Cluster: defaultClusterOptions()},
-			wantErr: []string{"--policy is required", "-o must be table or json"},
+			o:       auditOptions("", "yaml"),
+			wantErr: []string{"--policy is required", "-o must be one of table, json, policyreport, report, got \"yaml\""},
 		},
-		"the timeout and the chunk size must be positive": {
-			o:       AuditOptions{PolicyFile: "p.yaml", Output: "table"},
-			wantErr: []string{"--timeout must be positive", "--chunk-size must be positive"},
+		"the timeout, the chunk size and the result limit must be positive": {
+			o: AuditOptions{PolicyFile: "p.yaml", Output: "table"},
+			wantErr: []string{"--timeout must be positive", "--chunk-size must be positive",
+				"--max-results must be positive"},
 		},
 	}
 	for name, tc := range tests {
@@ -162,7 +170,7 @@ func deadlineAt(kind string) func(pagingfake.Call) error {
 
 func TestAuditCluster(t *testing.T) {
 	p := wiringSetup(t)
-	o := AuditOptions{PolicyFile: "wiring.yaml", Output: "json", Cluster: defaultClusterOptions()}
+	o := auditOptions("wiring.yaml", "json")
 	o.Cluster.ChunkSize = 2
 	t.Run("five violations read in pages of --chunk-size print as JSON and exit 1, nothing on stderr", func(t *testing.T) {
 		c := pagingfake.New(clusterScheme, staticRepos(5)...)
