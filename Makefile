@@ -33,6 +33,10 @@ IMAGE_REPOSITORY ?= ghcr.io/fluxidentity/flux-identity-webhook
 IMAGE_PLATFORMS  ?= linux/amd64,linux/arm64
 IMAGE_DIR        := $(BIN)/image
 E2E_MANIFESTS    := $(BIN)/e2e-manifests
+RELEASE_DIR      ?= $(BIN)/release
+CHART_REPOSITORY ?= ghcr.io/fluxidentity/charts/flux-identity-webhook
+# The key release-verify signs its throwaway release with (generated; never a real release key).
+RELEASE_VERIFY_KEY := $(BIN)/release-verify-key
 CERT_MANAGER_BIN := $(BIN)/cert-manager
 
 ENVTEST_BINS := $(BIN)/k8s
@@ -146,6 +150,20 @@ image: ## Build the container image (IMAGE_PLATFORMS) without Docker: an OCI lay
 image-push: image ## Push the image, every platform, to IMAGE (e.g. IMAGE=ghcr.io/org/flux-identity-webhook:v0.1.0).
 	@if [ -z "$(IMAGE)" ]; then echo "set IMAGE=registry/repository:tag"; exit 2; fi
 	$(GO) run ./hack/image push --from $(IMAGE_DIR)/oci --to $(IMAGE)
+
+.PHONY: release
+release: helm ## Every release artifact into bin/release/ (README "Release"), signed with RELEASE_KEY=PEM: the CLI for linux/darwin x amd64/arm64, the image, the chart (.tgz, OCI layout), SBOMs, provenance, SHA256SUMS, signatures.
+	@if [ -z "$(RELEASE_KEY)" ]; then echo "set RELEASE_KEY=FILE: an ECDSA P-256 private key, PEM (go run ./hack/release keygen --out DIR makes one)"; exit 2; fi
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/release build --out $(RELEASE_DIR) --key $(RELEASE_KEY) \
+	  --version $(VERSION) --commit $(COMMIT) --repository $(IMAGE_REPOSITORY) --chart-repository $(CHART_REPOSITORY) \
+	  --helm $(BIN)/helm
+
+.PHONY: release-verify
+release-verify: helm ## make release with a throwaway key, then verify every artifact with sigstore, in-toto, CycloneDX and helm, and rebuild it byte for byte (test/release).
+	rm -rf $(RELEASE_VERIFY_KEY) && $(GO) run ./hack/release keygen --out $(RELEASE_VERIFY_KEY)
+	$(MAKE) --no-print-directory release RELEASE_KEY=$(RELEASE_VERIFY_KEY)/cosign.key
+	cd test/release && $(GO) vet ./... && RELEASE_DIR=$(RELEASE_DIR) RELEASE_KEY=$(RELEASE_VERIFY_KEY)/cosign.key \
+	  RELEASE_PUBLIC_KEY=$(RELEASE_VERIFY_KEY)/cosign.pub $(GO) test $(GO_TEST_FLAGS) -timeout 30m -v ./...
 
 .PHONY: lint-policy
 lint-policy: build ## Lint the sample policies.
