@@ -570,7 +570,6 @@ func TestChartIsPullableAndPinned(t *testing.T) {
 	})
 }
 
-
 // TestRebuildIsIdentical builds the release again from what its provenance says (version, commit, repositories,
 // SOURCE_DATE_EPOCH), with the same key, and compares every file byte for byte: binaries, image layouts and
 // tarballs, chart, SBOMs, provenance, checksums and signatures.
