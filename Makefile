@@ -98,6 +98,7 @@ integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The 
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory azurecompat
+	$(MAKE) --no-print-directory reportcompat
 	$(MAKE) --no-print-directory demo
 
 .PHONY: e2e
@@ -111,6 +112,10 @@ fluxcompat: envtest-bins flux-crds ## Hold the webhook to Flux's own code (pkg/a
 .PHONY: azurecompat
 azurecompat: ## Hold full Azure injection to the Azure webhook's own mutator on generated pods (a test-only module).
 	cd test/azurecompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: reportcompat
+reportcompat: ## Hold the PolicyReports audit writes to Kyverno's own types and its conversion to Open Reports (a test-only module).
+	cd test/reportcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.

@@ -97,11 +97,15 @@ func purl(path, version, qualifiers string) string {
 }
 
 // application describes a binary: the main module at the release's version, its SHA-256, the toolchain and the build
-// settings it records.
-func application(o Options, path, platform string, info *buildinfo.BuildInfo) (Component, error) {
+// settings it records; and its modules.
+func application(o Options, path, platform string) (Component, []Component, error) {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return Component{}, nil, fmt.Errorf("read the build info of %s: %w", path, err)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Component{}, err
+		return Component{}, nil, err
 	}
 	sum := sha256.Sum256(data)
 	goos, goarch, _ := strings.Cut(platform, "/")
@@ -112,7 +116,7 @@ func application(o Options, path, platform string, info *buildinfo.BuildInfo) (C
 	for _, s := range info.Settings {
 		c.Properties = append(c.Properties, Property{"go:build:" + s.Key, s.Value})
 	}
-	return c, nil
+	return c, modules(info), nil
 }
 
 // newBOM is a BOM about subject holding components, stamped with the release's time and an ID derived from its
@@ -147,15 +151,11 @@ func writeJSON(path string, v any) error {
 
 // writeBinarySBOM writes the SBOM of one CLI binary next to it.
 func writeBinarySBOM(o Options, path, platform string) error {
-	info, err := buildinfo.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read the build info of %s: %w", path, err)
-	}
-	app, err := application(o, path, platform, info)
+	app, mods, err := application(o, path, platform)
 	if err != nil {
 		return err
 	}
-	return writeJSON(SBOMName(path), newBOM(o, app, modules(info)))
+	return writeJSON(SBOMName(path), newBOM(o, app, mods))
 }
 
 // writeImageSBOM writes the image's SBOM: the image by its index digest, holding each platform's binary (at
@@ -166,17 +166,12 @@ func writeImageSBOM(o Options, indexDigest string) error {
 		if !strings.HasPrefix(p, "linux/") {
 			continue
 		}
-		path := filepath.Join(o.Out, binaryName(p))
-		info, err := buildinfo.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("read the build info of %s: %w", path, err)
-		}
-		app, err := application(o, path, p, info)
+		app, mods, err := application(o, filepath.Join(o.Out, binaryName(p)), p)
 		if err != nil {
 			return err
 		}
 		app.Properties = append(app.Properties, Property{"oci:image:path", "/" + Binary})
-		app.Components = modules(info)
+		app.Components = mods
 		binaries = append(binaries, app)
 	}
 	files := []Component{

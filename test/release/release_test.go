@@ -33,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	provenancev1 "github.com/in-toto/attestation/go/predicates/provenance/v1"
@@ -446,35 +447,23 @@ func TestImageHoldsTheReleasedBinaries(t *testing.T) {
 	}
 }
 
+// fileInImage reads a file of the image's flattened filesystem (go-containerregistry's mutate.Extract).
 func fileInImage(t *testing.T, img v1.Image, path string) []byte {
 	t.Helper()
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
+	rc := mutate.Extract(img)
+	defer func() { _ = rc.Close() }()
+	tr := tar.NewReader(rc)
+	for h, err := tr.Next(); !errors.Is(err, io.EOF); h, err = tr.Next() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
+		if h.Name == path {
+			b, err := io.ReadAll(tr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.Name == path {
-				b, err := io.ReadAll(tr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b
-			}
+			return b
 		}
-		_ = rc.Close()
 	}
 	t.Fatalf("no %s in the image", path)
 	return nil
