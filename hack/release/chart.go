@@ -194,7 +194,7 @@ func writeChartLayout(dir string, o Options, archive, chartYAML, repoMeta []byte
 		Name, Version, Description string
 	}
 	if err := yaml.Unmarshal(chartYAML, &meta); err != nil {
-		return "", fmt.Errorf("Chart.yaml: %w", err)
+		return "", fmt.Errorf("read the packaged Chart.yaml: %w", err)
 	}
 	configJSON, err := yaml.YAMLToJSON(chartYAML)
 	if err != nil {
