@@ -116,7 +116,11 @@ func auditCluster(ctx context.Context, o AuditOptions, p *policy.Policy, c clien
 	case "table":
 		err = audit.WriteTable(stdout, res)
 	default:
-		err = writeReports(stdout, o.Output, res, o.Reports, now)
+		// Reports replace what they describe whole (kubectl apply, --apply): a partial one would drop results, so a
+		// read that stopped early prints none.
+		if stop == nil {
+			err = writeReports(stdout, o.Output, res, o.Reports, now)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("write output: %w", err)

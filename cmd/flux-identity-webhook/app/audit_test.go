@@ -251,6 +251,15 @@ func TestAuditClusterReports(t *testing.T) {
 			t.Errorf("err = %v, stdout:\n%s", err, stdout.String())
 		}
 	})
+	t.Run("-o report after a read stopped early prints no report and exits 2", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(3)...)
+		c.Fail = deadlineAt(sourcev1.HelmRepositoryKind)
+		var stdout, stderr bytes.Buffer
+		err := auditCluster(t.Context(), auditOptions("wiring.yaml", "report"), p, c, &stdout, &stderr)
+		if exitCode(err) != 2 || stdout.Len() != 0 {
+			t.Fatalf("err = %v, stdout:\n%s", err, stdout.String())
+		}
+	})
 	t.Run("--apply after a read stopped early writes nothing and exits 2", func(t *testing.T) {
 		c := pagingfake.New(clusterScheme, staticRepos(3)...)
 		c.Fail = deadlineAt(sourcev1.HelmRepositoryKind)
