@@ -26,6 +26,9 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 CERT_MANAGER_VERSION := $(shell sed -n 's|^\s*github.com/cert-manager/cert-manager \(v[^ ]*\).*|\1|p' go.mod)
 KUSTOMIZE_CONTROLLER_VERSION ?= v1.9.6
 PROMETHEUS_OPERATOR_VERSION ?= v0.85.0
+# The report CRDs (hack/report-crds.sh): PolicyReport from Kyverno's module, Report from the module whose types audit uses.
+KYVERNO_VERSION ?= v1.19.1
+OPENREPORTS_VERSION := $(shell sed -n 's|^\s*github.com/openreports/reports-api \(v[^ ]*\).*|\1|p' go.mod)
 
 # Build stamp: the binary's `version`, the server's start-up log and fluxidentity_build_info, the image's labels.
 VERSION ?= $(shell git describe --tags --match 'v*' --dirty 2>/dev/null || echo v$$(sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/flux-identity-webhook/Chart.yaml)-dev)
@@ -37,12 +40,18 @@ IMAGE_REPOSITORY ?= ghcr.io/fluxidentity/flux-identity-webhook
 IMAGE_PLATFORMS  ?= linux/amd64,linux/arm64
 IMAGE_DIR        := $(BIN)/image
 E2E_MANIFESTS    := $(BIN)/e2e-manifests
+RELEASE_DIR      ?= $(BIN)/release
+CHART_REPOSITORY ?= ghcr.io/fluxidentity/charts/flux-identity-webhook
+# The key release-verify signs its throwaway release with (generated; never a real release key).
+RELEASE_VERIFY_KEY := $(BIN)/release-verify-key
 CERT_MANAGER_BIN := $(BIN)/cert-manager
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
+REPORT_CRDS  := $(BIN)/report-crds
 export KUBEBUILDER_ASSETS := $(ENVTEST_BINS)
 export FLUX_CRDS_DIR      := $(FLUX_CRDS)
+export REPORT_CRDS_DIR    := $(REPORT_CRDS)
 export HELM               := $(BIN)/helm
 export FIW_IMAGE_DIR      := $(IMAGE_DIR)
 export FIW_E2E_MANIFESTS  := $(E2E_MANIFESTS)
@@ -92,10 +101,11 @@ lint: golangci-lint ## go vet, gofmt and golangci-lint (.golangci.yml) over the 
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: integration
-integration: envtest-bins flux-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
+integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
 	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory azurecompat
+	$(MAKE) --no-print-directory reportcompat
 	$(MAKE) --no-print-directory demo
 
 .PHONY: e2e
@@ -109,6 +119,10 @@ fluxcompat: envtest-bins flux-crds ## Hold the webhook to Flux's own code (pkg/a
 .PHONY: azurecompat
 azurecompat: ## Hold full Azure injection to the Azure webhook's own mutator on generated pods (a test-only module).
 	cd test/azurecompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: reportcompat
+reportcompat: ## Hold the PolicyReports audit writes to Kyverno's own types and its conversion to Open Reports (a test-only module).
+	cd test/reportcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.
@@ -149,6 +163,20 @@ image-push: image ## Push the image, every platform, to IMAGE (e.g. IMAGE=ghcr.i
 	@if [ -z "$(IMAGE)" ]; then echo "set IMAGE=registry/repository:tag"; exit 2; fi
 	$(GO) run ./hack/image push --from $(IMAGE_DIR)/oci --to $(IMAGE)
 
+.PHONY: release
+release: helm ## Every release artifact into bin/release/ (README "Release"), signed with RELEASE_KEY=PEM: the CLI for linux/darwin x amd64/arm64, the image, the chart (.tgz, OCI layout), SBOMs, provenance, SHA256SUMS, signatures.
+	@if [ -z "$(RELEASE_KEY)" ]; then echo "set RELEASE_KEY=FILE: an ECDSA P-256 private key, PEM (go run ./hack/release keygen --out DIR makes one)"; exit 2; fi
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./hack/release build --out $(RELEASE_DIR) --key $(RELEASE_KEY) \
+	  --version $(VERSION) --commit $(COMMIT) --repository $(IMAGE_REPOSITORY) --chart-repository $(CHART_REPOSITORY) \
+	  --helm $(BIN)/helm
+
+.PHONY: release-verify
+release-verify: helm ## make release with a throwaway key, then verify every artifact with sigstore, in-toto, CycloneDX and helm, and rebuild it byte for byte (test/release).
+	rm -rf $(RELEASE_VERIFY_KEY) && $(GO) run ./hack/release keygen --out $(RELEASE_VERIFY_KEY)
+	$(MAKE) --no-print-directory release RELEASE_KEY=$(RELEASE_VERIFY_KEY)/cosign.key
+	cd test/release && $(GO) vet ./... && RELEASE_DIR=$(RELEASE_DIR) RELEASE_KEY=$(RELEASE_VERIFY_KEY)/cosign.key \
+	  RELEASE_PUBLIC_KEY=$(RELEASE_VERIFY_KEY)/cosign.pub $(GO) test $(GO_TEST_FLAGS) -timeout 30m -v ./...
+
 .PHONY: lint-policy
 lint-policy: build ## Lint the sample policies.
 	$(BIN)/flux-identity-webhook policy lint config/samples/policy*.yaml
@@ -173,6 +201,13 @@ $(FLUX_CRDS_STAMP):
 	  github.com/fluxcd/helm-controller/api@$(HELM_API_VERSION):./v2/... \
 	  github.com/fluxcd/notification-controller/api@$(NOTIFICATION_API_VERSION):./v1/...:./v1beta3/... \
 	  github.com/fluxcd/image-automation-controller/api@$(IMAGE_AUTOMATION_API_VERSION):./v1/...
+	@touch $@
+
+.PHONY: report-crds
+report-crds: $(REPORT_CRDS)/.$(KYVERNO_VERSION)-$(OPENREPORTS_VERSION) ## Copy the PolicyReport (Kyverno's module) and Report (reports-api) CRDs for the report tests.
+
+$(REPORT_CRDS)/.$(KYVERNO_VERSION)-$(OPENREPORTS_VERSION):
+	KYVERNO_VERSION=$(KYVERNO_VERSION) OPENREPORTS_VERSION=$(OPENREPORTS_VERSION) hack/report-crds.sh $(REPORT_CRDS)
 	@touch $@
 
 .PHONY: e2e-manifests

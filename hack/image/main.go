@@ -109,17 +109,28 @@ type BuildOptions struct {
 func runBuild(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	o := BuildOptions{}
-	var platforms, created string
+	var platforms, created, binaries string
 	fs.StringVar(&o.Out, "out", "bin/image", "output directory")
 	fs.StringVar(&o.Repository, "repository", "ghcr.io/fluxidentity/flux-identity-webhook", "repository the tarballs are tagged with")
 	fs.StringVar(&o.Version, "version", "dev", "version stamped into the binary and the labels")
 	fs.StringVar(&o.Commit, "commit", "unknown", "commit stamped into the binary and the labels")
 	fs.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated os/arch list")
 	fs.StringVar(&created, "created", "", "RFC 3339 creation time of every file and the image (default: $SOURCE_DATE_EPOCH, else 0)")
+	fs.StringVar(&binaries, "binaries", "", "comma-separated os/arch=PATH of prebuilt binaries (make release); the others are built")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.Platforms = strings.Split(platforms, ",")
+	if binaries != "" {
+		o.Binaries = map[string]string{}
+		for _, kv := range strings.Split(binaries, ",") {
+			platform, path, ok := strings.Cut(kv, "=")
+			if !ok {
+				return fmt.Errorf("--binaries: %q is not os/arch=PATH", kv)
+			}
+			o.Binaries[platform] = path
+		}
+	}
 	var err error
 	if o.Created, err = creationTime(created); err != nil {
 		return err

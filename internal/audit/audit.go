@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -31,6 +32,7 @@ type Finding struct {
 	Kind       string                  `json:"kind"`
 	Namespace  string                  `json:"namespace"`
 	Name       string                  `json:"name"`
+	UID        types.UID               `json:"uid,omitempty"`
 	Violations []fluxobjects.Violation `json:"violations"`
 }
 
@@ -141,7 +143,7 @@ func (a *auditor) page(ctx context.Context, list client.ObjectList) error {
 				continue // not a SOPS decryption Secret: admission never sees it either
 			}
 			a.res.Checked++
-			a.keep(fluxobjects.EvaluateSecret(a.p, secret.Namespace, secret.Name, secret.Data, a.now))
+			a.keep(fluxobjects.EvaluateSecret(a.p, secret.Namespace, secret.Name, secret.Data, a.now), secret.UID)
 			continue
 		}
 		o, err := fluxauth.Of(obj)
@@ -157,7 +159,7 @@ func (a *auditor) page(ctx context.Context, list client.ObjectList) error {
 			}
 			d.Violations = append(d.Violations, fluxobjects.EvaluateKubeConfig(a.p, o, cm, a.now).Violations...)
 		}
-		a.keep(d)
+		a.keep(d, obj.GetUID())
 		if len(d.Mandates) > 0 {
 			for _, u := range fluxauth.Uses(o) {
 				if u.Class == fluxauth.NoAlternative {
@@ -170,10 +172,10 @@ func (a *auditor) page(ctx context.Context, list client.ObjectList) error {
 	return nil
 }
 
-func (a *auditor) keep(d fluxobjects.Decision) {
+func (a *auditor) keep(d fluxobjects.Decision, uid types.UID) {
 	if len(d.Violations) > 0 {
 		a.res.Findings = append(a.res.Findings, Finding{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name,
-			Violations: d.Violations})
+			UID: uid, Violations: d.Violations})
 	}
 }
 

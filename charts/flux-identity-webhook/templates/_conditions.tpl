@@ -189,3 +189,17 @@ too-many
 {{- range . -}}{{- $terms = append $terms (printf "sa.matches(%s)" (include "fiw.globRE2" .)) -}}{{- end -}}
 {{- join " || " $terms -}}
 {{- end -}}
+
+{{/*
+The kinds some mandate of .Values.policy covers (a mandate without kinds covers every kind the webhook knows), as a
+YAML list: the background audit is granted only what reading them needs (Secrets above all).
+*/}}
+{{- define "fiw.coveredKinds" -}}
+{{- $all := list "GitRepository" "OCIRepository" "HelmRepository" "Bucket" "ImageRepository" "Kustomization" "HelmRelease" "Provider" "Receiver" "ImageUpdateAutomation" "ResourceSetInputProvider" "Secret" -}}
+{{- $p := fromYaml .Values.policy -}}
+{{- $covered := list -}}
+{{- range ($p.mandates | default (list)) -}}
+{{- range (.kinds | default $all) -}}{{- $covered = append $covered (toString .) -}}{{- end -}}
+{{- end -}}
+{{- toYaml (dict "kinds" ($covered | uniq | sortAlpha)) -}}
+{{- end -}}

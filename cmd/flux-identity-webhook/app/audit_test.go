@@ -16,26 +16,35 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist/pagingfake"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
+
+// auditOptions are the command's defaults with a policy file and an output format.
+func auditOptions(policyFile, output string) AuditOptions {
+	return AuditOptions{PolicyFile: policyFile, Output: output, Cluster: defaultClusterOptions(),
+		Reports: defaultReportOptions()}
+}
 
 func TestAuditOptionsValidate(t *testing.T) {
 	tests := map[string]struct {
 		o       AuditOptions
 		wantErr []string
 	}{
-		"a policy and the table format are enough": {
-			o: AuditOptions{PolicyFile: "p.yaml", Output: "table", Cluster: defaultClusterOptions()}},
-		"json is an output format": {o: AuditOptions{PolicyFile: "p.yaml", Output: "json", Cluster: defaultClusterOptions()}},
+		"a policy and the table format are enough":  {o: auditOptions("p.yaml", "table")},
+		"json is an output format":                  {o: auditOptions("p.yaml", "json")},
+		"policyreport and report print the reports": {o: auditOptions("p.yaml", "policyreport")},
+		"report prints Open Reports":                {o: auditOptions("p.yaml", "report")},
 		"the policy is required and yaml is not a format": {
-			o:       AuditOptions{Output: "yaml", Cluster: defaultClusterOptions()},
-			wantErr: []string{"--policy is required", "-o must be table or json"},
+			o:       auditOptions("", "yaml"),
+			wantErr: []string{"--policy is required", "-o must be one of table, json, policyreport, report, got \"yaml\""},
 		},
-		"the timeout and the chunk size must be positive": {
-			o:       AuditOptions{PolicyFile: "p.yaml", Output: "table"},
-			wantErr: []string{"--timeout must be positive", "--chunk-size must be positive"},
+		"the timeout, the chunk size and the result limit must be positive": {
+			o: AuditOptions{PolicyFile: "p.yaml", Output: "table"},
+			wantErr: []string{"--timeout must be positive", "--chunk-size must be positive",
+				"--max-results must be positive"},
 		},
 	}
 	for name, tc := range tests {
@@ -162,7 +171,7 @@ func deadlineAt(kind string) func(pagingfake.Call) error {
 
 func TestAuditCluster(t *testing.T) {
 	p := wiringSetup(t)
-	o := AuditOptions{PolicyFile: "wiring.yaml", Output: "json", Cluster: defaultClusterOptions()}
+	o := auditOptions("wiring.yaml", "json")
 	o.Cluster.ChunkSize = 2
 	t.Run("five violations read in pages of --chunk-size print as JSON and exit 1, nothing on stderr", func(t *testing.T) {
 		c := pagingfake.New(clusterScheme, staticRepos(5)...)
@@ -205,6 +214,66 @@ func TestAuditCluster(t *testing.T) {
 		out := stdout.String()
 		if !strings.HasPrefix(out, "incomplete: list HelmRepository: ") || strings.Count(out, "\nteam-a  ") != 3 {
 			t.Errorf("stdout:\n%s", out)
+		}
+	})
+}
+
+func TestAuditClusterReports(t *testing.T) {
+	p := wiringSetup(t)
+	t.Run("-o policyreport prints the namespace's PolicyReport, its results the violations", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(2)...)
+		var stdout, stderr bytes.Buffer
+		err := auditCluster(t.Context(), auditOptions("wiring.yaml", "policyreport"), p, c, &stdout, &stderr)
+		if exitCode(err) != 1 {
+			t.Fatalf("err = %v", err)
+		}
+		var r struct {
+			Kind     string
+			Metadata struct{ Name, Namespace string }
+			Results  []struct{ Policy, Rule, Result string }
+		}
+		out := stdout.String()
+		if err := yaml.Unmarshal([]byte(strings.TrimPrefix(out, "---\n")), &r); err != nil || strings.Count(out, "---\n") != 1 {
+			t.Fatalf("output (%v):\n%s", err, out)
+		}
+		if r.Kind != "PolicyReport" || r.Metadata.Namespace != "team-a" || len(r.Results) != 2 ||
+			r.Results[0].Rule != "spec.secretRef" || r.Results[0].Result != "fail" {
+			t.Errorf("report %+v", r)
+		}
+	})
+	t.Run("--fail-on-violations=false exits 0 with violations", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(2)...)
+		o := auditOptions("wiring.yaml", "report")
+		o.Reports.FailOnViolations = false
+		var stdout, stderr bytes.Buffer
+		if err := auditCluster(t.Context(), o, p, c, &stdout, &stderr); err != nil ||
+			!strings.Contains(stdout.String(), "kind: Report\n") {
+			t.Errorf("err = %v, stdout:\n%s", err, stdout.String())
+		}
+	})
+	t.Run("-o report after a read stopped early prints no report and exits 2", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(3)...)
+		c.Fail = deadlineAt(sourcev1.HelmRepositoryKind)
+		var stdout, stderr bytes.Buffer
+		err := auditCluster(t.Context(), auditOptions("wiring.yaml", "report"), p, c, &stdout, &stderr)
+		if exitCode(err) != 2 || stdout.Len() != 0 {
+			t.Fatalf("err = %v, stdout:\n%s", err, stdout.String())
+		}
+	})
+	t.Run("--apply after a read stopped early writes nothing and exits 2", func(t *testing.T) {
+		c := pagingfake.New(clusterScheme, staticRepos(3)...)
+		c.Fail = deadlineAt(sourcev1.HelmRepositoryKind)
+		o := auditOptions("wiring.yaml", "table")
+		o.Reports.Apply = true
+		var stdout, stderr bytes.Buffer
+		err := auditCluster(t.Context(), o, p, c, &stdout, &stderr)
+		if exitCode(err) != 2 || strings.Contains(stderr.String(), "written") {
+			t.Fatalf("err = %v, stderr %q", err, stderr.String())
+		}
+		for _, call := range c.Calls() {
+			if call.Kind == "PolicyReport" || call.Kind == "Report" {
+				t.Errorf("the reports were read: %+v", call)
+			}
 		}
 	})
 }

@@ -65,7 +65,10 @@ var clusterScheme = func() *runtime.Scheme {
 
 // reader loads the kubeconfig the way kubectl does (--kubeconfig, else $KUBECONFIG and ~/.kube/config, else the
 // in-cluster ServiceAccount) and builds a client for command (the user agent's suffix).
-func (o *ClusterOptions) reader(command string) (client.Reader, error) {
+func (o *ClusterOptions) reader(command string) (client.Reader, error) { return o.client(command) }
+
+// client is reader's client, for a command that also writes (audit --apply).
+func (o *ClusterOptions) client(command string) (client.Client, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
