@@ -93,12 +93,16 @@ unit: ## Unit tests under the race detector, and every fuzz target for 10,000 ex
 	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./internal/... ./cmd/... ./hack/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
+# The test-only modules, each with its own go.mod (compared against other projects' code).
+TEST_MODULES := test/fluxcompat test/azurecompat test/reportcompat test/release
+
 .PHONY: lint
 lint: golangci-lint ## go vet, gofmt and golangci-lint (.golangci.yml) over the module and its test-only modules.
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(BIN)/golangci-lint run ./...
+	@for m in $(TEST_MODULES); do echo "lint $$m"; (cd $$m && $(GO) vet ./... && $(BIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: integration
 integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.

@@ -138,10 +138,10 @@ type pathSegment struct {
 func splitPath(path string) []pathSegment {
 	var segs []pathSegment
 	for path != "" {
-		switch {
-		case path[0] == '.':
+		switch path[0] {
+		case '.':
 			path = path[1:]
-		case path[0] == '[':
+		case '[':
 			end := strings.IndexByte(path, ']')
 			if end < 0 {
 				return segs

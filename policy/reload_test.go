@@ -143,24 +143,24 @@ func TestReloaderKeepsTheLastGoodPolicy(t *testing.T) {
 		t.Error("an invalid change replaced the policy in force")
 	}
 	st := r.Status()
-	if st.LastError != err || st.RejectedDigest == "" {
+	if !errors.Is(st.LastError, err) || st.RejectedDigest == "" {
 		t.Errorf("Status() = %+v, want the load error and the rejected digest", st)
 	}
 	events := rec.all()
-	if len(events) != 1 || events[0].Err != err || events[0].Changed || events[0].Policy != good {
+	if len(events) != 1 || !errors.Is(events[0].Err, err) || events[0].Changed || events[0].Policy != good {
 		t.Fatalf("events = %+v, want one error event carrying the last good policy", events)
 	}
 
 	t.Run("the same bad content is not re-reported", func(t *testing.T) {
 		for range 3 {
-			if again := r.Reload(); again != err {
+			if again := r.Reload(); !errors.Is(again, err) {
 				t.Errorf("Reload of the same bad content = %v, want the same error", again)
 			}
 		}
 		if n := len(rec.all()); n != 1 {
 			t.Errorf("%d events, want still 1", n)
 		}
-		if r.Status().LastError != err {
+		if !errors.Is(r.Status().LastError, err) {
 			t.Error("the error was cleared")
 		}
 	})
@@ -229,10 +229,10 @@ func TestReloaderReportsAMissingFile(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Reload of a missing file: %v, want not-exist", err)
 	}
-	if r.Current() != good || r.Status().LastError != err {
+	if r.Current() != good || !errors.Is(r.Status().LastError, err) {
 		t.Errorf("Current changed or Status().LastError = %v", r.Status().LastError)
 	}
-	if events := rec.all(); len(events) != 1 || events[0].Err != err {
+	if events := rec.all(); len(events) != 1 || !errors.Is(events[0].Err, err) {
 		t.Errorf("events = %+v, want one error event", events)
 	}
 }

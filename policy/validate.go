@@ -328,8 +328,8 @@ func oneRolePerName(ids []Identity, errs *findings) {
 			continue
 		}
 		// arn:PARTITION:iam::ACCOUNT:role/PATH/NAME: the account up to ":role/", the name after the last '/'.
-		account := a.RoleARN[:strings.Index(a.RoleARN, ":role/")]
-		key := strings.ToLower(account + ":" + a.RoleARN[strings.LastIndex(a.RoleARN, "/")+1:])
+		account, role, _ := strings.Cut(a.RoleARN, ":role/")
+		key := strings.ToLower(account + ":" + role[strings.LastIndex(role, "/")+1:])
 		path := fmt.Sprintf("identities[%d].aws.roleARN", i)
 		f, ok := seen[key]
 		if !ok {

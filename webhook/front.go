@@ -244,9 +244,9 @@ func readBody(w http.ResponseWriter, req *http.Request, limit int64, body []byte
 }
 
 // refuse answers a request the front cannot take with a real status code and an error review.
-func (r *route) refuse(w http.ResponseWriter, code int, err error) {
+func (r *route) refuse(w http.ResponseWriter, code int32, err error) {
 	r.count.inc(DecisionErrored)
-	writeReview(w, code, "", errorResponse(int32(code), err.Error()))
+	writeReview(w, int(code), "", errorResponse(code, err.Error()))
 }
 
 // reserve takes a body's share of the budget; release gives it back. A body of unknown length (chunked) is a large

@@ -353,7 +353,9 @@ func describe(w io.Writer, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "index %s\n", d)
+	if _, err := fmt.Fprintf(w, "index %s\n", d); err != nil {
+		return err
+	}
 	for _, desc := range m.Manifests {
 		img, err := idx.Image(desc.Digest)
 		if err != nil {
@@ -371,8 +373,10 @@ func describe(w io.Writer, idx v1.ImageIndex) error {
 			}
 			size += s
 		}
-		fmt.Fprintf(w, "  %s/%s %s (%.1f MiB compressed)\n", desc.Platform.OS, desc.Platform.Architecture, desc.Digest,
-			float64(size)/(1<<20))
+		if _, err := fmt.Fprintf(w, "  %s/%s %s (%.1f MiB compressed)\n", desc.Platform.OS, desc.Platform.Architecture,
+			desc.Digest, float64(size)/(1<<20)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -400,8 +404,8 @@ func runPush(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s@%s\n", ref.Context().Name(), digest)
-	return nil
+	_, err = fmt.Fprintf(stdout, "%s@%s\n", ref.Context().Name(), digest)
+	return err
 }
 
 // Push writes the layout's image index, with every platform, to ref and returns the index digest.

@@ -225,7 +225,7 @@ func TestCheckDeployment(t *testing.T) {
 
 func TestAnnotationWrittenAtTakesTheLatestWrite(t *testing.T) {
 	at := metav1.NewTime(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	field := func(raw string) *metav1.FieldsV1 { return &metav1.FieldsV1{Raw: []byte(raw)} }
+	field := metav1.NewFieldsV1
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
 		{Manager: "kubectl", Time: &metav1.Time{Time: at.Add(-time.Hour)},
 			FieldsV1: field(`{"f:metadata":{"f:annotations":{"f:eks.amazonaws.com/role-arn":{}}}}`)},

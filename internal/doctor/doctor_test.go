@@ -110,7 +110,7 @@ func cluster(extraNamespaces int) []client.Object {
 				"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/flux"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationUpdate,
 				APIVersion: "v1", Time: &metav1.Time{Time: roleWritten}, FieldsType: "FieldsV1",
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{"f:eks.amazonaws.com/role-arn":{}}}}`)}}}}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{"f:eks.amazonaws.com/role-arn":{}}}}`)}}}},
 		deployment("flux-system", "source-controller", "source-controller"),
 		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "source-controller-5d8f7",
 			OwnerReferences: owned("Deployment", "source-controller")}},

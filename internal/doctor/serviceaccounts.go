@@ -161,7 +161,7 @@ func annotationWrittenAt(obj metav1.Object, key string) *time.Time {
 	field := `"f:` + key + `"`
 	var at *time.Time
 	for _, mf := range obj.GetManagedFields() {
-		if mf.FieldsV1 != nil && mf.Time != nil && strings.Contains(string(mf.FieldsV1.Raw), field) &&
+		if mf.FieldsV1 != nil && mf.Time != nil && strings.Contains(mf.FieldsV1.GetRawString(), field) &&
 			(at == nil || mf.Time.After(*at)) {
 			t := mf.Time.Time
 			at = &t

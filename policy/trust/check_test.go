@@ -79,9 +79,9 @@ func TestCheck(t *testing.T) {
 			wantDetail: "no exported document for role " + fluxRole,
 		},
 		"a subject in the wrong namespace is mismatched with the exact difference": {
-			docs: map[string]string{"": getRole(fluxRole, webIdentity(provider, strings.Replace(okSource, ":flux-system:", ":flux-sytem:", 1)))},
+			docs: map[string]string{"": getRole(fluxRole, webIdentity(provider, strings.Replace(okSource, ":flux-system:", ":flux-staging:", 1)))},
 			pair: "flux-system/source-controller", wantStatus: StatusMismatched,
-			wantDetail: key + ":sub is system:serviceaccount:flux-sytem:source-controller, want system:serviceaccount:flux-system:source-controller",
+			wantDetail: key + ":sub is system:serviceaccount:flux-staging:source-controller, want system:serviceaccount:flux-system:source-controller",
 		},
 		"a subject in another case is mismatched and says so": {
 			docs: map[string]string{"": getRole(fluxRole, webIdentity(provider, strings.Replace(okSource, "source-controller", "Source-Controller", 1)))},

@@ -178,20 +178,6 @@ func (pc *podCase) inputContainer(key string) *corev1.Container {
 	return nil
 }
 
-// someContainerMountsAt: a container of the input mounts a volume other than skip at p.
-func (pc *podCase) someContainerMountsAt(p, skip string) bool {
-	for _, l := range [][]corev1.Container{pc.in.Spec.InitContainers, pc.in.Spec.Containers} {
-		for _, c := range l {
-			for _, m := range c.VolumeMounts {
-				if path.Clean(m.MountPath) == p && m.Name != skip {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 func (pc *podCase) mountsVolume(key, volume string) bool {
 	c := pc.inputContainer(key)
 	if c == nil {
@@ -437,10 +423,10 @@ func TestDifferentialAgainstTheAzureWebhook(t *testing.T) {
 
 // describe prints the part of a view a difference is about.
 func describe(v podSDK, diff string) string {
-	switch {
-	case diff == "admission":
+	switch diff {
+	case "admission":
 		return fmt.Sprintf("allowed=%v", v.Allowed)
-	case diff == "refused":
+	case "refused":
 		return fmt.Sprintf("refused=%q", v.Refused)
 	}
 	c, ok := v.Containers[strings.TrimPrefix(diff, "container ")]

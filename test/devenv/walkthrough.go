@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -297,28 +298,30 @@ func runDemo(ctx context.Context, out io.Writer, env *harness.Env, steps []step)
 	if err != nil {
 		return fmt.Errorf("client for the demo: %w", err)
 	}
+	// The walkthrough's progress goes to a terminal: a failed write there has nobody left to tell.
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(out, format, args...) }
 	failed := 0
 	for i, s := range steps {
 		r := apply(ctx, c, s.Manifest)
 		r.Warnings = warnings.take()
-		fmt.Fprintf(out, "[%d/%d] %s\n      %s: expect %s\n", i+1, len(steps), s.Title, s.File, s.Expect)
+		say("[%d/%d] %s\n      %s: expect %s\n", i+1, len(steps), s.Title, s.File, s.Expect)
 		if r.Err != nil {
-			fmt.Fprintf(out, "      API server: %v\n", r.Err)
+			say("      API server: %v\n", r.Err)
 		}
 		for _, w := range r.Warnings {
-			fmt.Fprintf(out, "      warning: %s\n", w)
+			say("      warning: %s\n", w)
 		}
 		if err := s.Check(r); err != nil {
 			failed++
-			fmt.Fprintf(out, "      FAIL: %v\n", err)
+			say("      FAIL: %v\n", err)
 			continue
 		}
-		fmt.Fprintln(out, "      ok")
+		say("      ok\n")
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d walkthrough steps did not behave as expected", failed, len(steps))
 	}
-	fmt.Fprintf(out, "all %d walkthrough steps behaved as expected\n", len(steps))
+	say("all %d walkthrough steps behaved as expected\n", len(steps))
 	return nil
 }
 
@@ -329,7 +332,7 @@ func apply(ctx context.Context, c client.Client, manifest string) applyResult {
 	for {
 		u := &unstructured.Unstructured{}
 		if err := reader.Decode(&u.Object); err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return r
 			}
 			r.Err = fmt.Errorf("decode manifest: %w", err)
@@ -351,7 +354,8 @@ type walkthroughInfo struct {
 }
 
 func printWalkthrough(out io.Writer, steps []step, info walkthroughInfo) {
-	fmt.Fprintf(out, `
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(out, format, args...) } // a terminal's write errors have nobody to tell
+	say(`
 flux-identity-webhook is serving %s against a local API server (mode %s).
 Flux's CRDs are installed; the webhooks are registered exactly as in config/webhook/.
 
@@ -361,13 +365,13 @@ In another terminal:
 
 `, info.Policy, info.Mode, info.Kubeconfig)
 	for i, s := range steps {
-		fmt.Fprintf(out, "%d. %s\n   kubectl apply -f %s/%s\n", i+1, s.Title, info.Dir, s.File)
+		say("%d. %s\n   kubectl apply -f %s/%s\n", i+1, s.Title, info.Dir, s.File)
 		if !strings.HasPrefix(s.Then, "(") {
-			fmt.Fprintf(out, "   %s\n", s.Then)
+			say("   %s\n", s.Then)
 		}
-		fmt.Fprintf(out, "   expect: %s\n\n", s.Expect)
+		say("   expect: %s\n\n", s.Expect)
 	}
-	fmt.Fprintf(out, `Metrics:    curl -s %s | grep fluxidentity_
+	say(`Metrics:    curl -s %s | grep fluxidentity_
 Readiness:  curl -s '%s/readyz?verbose'
 
 Edit %s and save: the server reloads it (a broken edit is rejected and the last good policy stays).

@@ -52,7 +52,7 @@ func loadImage(p paths, dir string) (*builtImage, error) {
 	}
 	om, err := outer.IndexManifest()
 	if err != nil || len(om.Manifests) != 1 {
-		return nil, fmt.Errorf("%s: want one image index (%v)", p.image, err)
+		return nil, fmt.Errorf("%s: want one image index (%w)", p.image, err)
 	}
 	idx, err := outer.ImageIndex(om.Manifests[0].Digest)
 	if err != nil {
@@ -345,7 +345,7 @@ func (p *pod) waitReady(ctx context.Context, ctr corev1.Container) error {
 	url := fmt.Sprintf("http://%s:%d%s", webhookIP, port, probe.HTTPGet.Path)
 	return poll(ctx, time.Minute, func() (bool, error) {
 		if !p.proc.running() {
-			return false, fmt.Errorf("the webhook exited: %v", p.proc.err)
+			return false, fmt.Errorf("the webhook exited: %w", p.proc.err)
 		}
 		resp, err := http.Get(url)
 		if err != nil {

@@ -356,7 +356,8 @@ func (g *Generator) preInject(pod *corev1.Pod) {
 				mounts = append(mounts, m)
 			}
 		}
-		c.VolumeMounts = append(mounts, corev1.VolumeMount{Name: vol.Name, MountPath: mountPath, ReadOnly: true})
+		mounts = append(mounts, corev1.VolumeMount{Name: vol.Name, MountPath: mountPath, ReadOnly: true})
+		c.VolumeMounts = mounts
 		c.Env = append(c.Env, env...)
 	}
 	for i := range pod.Spec.InitContainers {

@@ -87,7 +87,7 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 		var review admissionv1.AdmissionReview
 		if err := json.NewDecoder(resp.Body).Decode(&review); err != nil || resp.StatusCode != 200 ||
 			review.Response == nil || !review.Response.Allowed || len(review.Response.Patch) == 0 {
-			return fmt.Errorf("status %d, decode %v, response %+v", resp.StatusCode, err, review.Response)
+			return fmt.Errorf("status %d, decode %w, response %+v", resp.StatusCode, err, review.Response)
 		}
 		return nil
 	}
@@ -133,7 +133,7 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 				var review admissionv1.AdmissionReview
 				if err := json.NewDecoder(resp.Body).Decode(&review); err != nil || review.Response == nil ||
 					review.Response.Allowed {
-					errs <- fmt.Errorf("status %d: want a denial, got %+v (%v)", resp.StatusCode, review.Response, err)
+					errs <- fmt.Errorf("status %d: want a denial, got %+v (%w)", resp.StatusCode, review.Response, err)
 				}
 			}()
 			if i%8 == 7 {
@@ -213,7 +213,7 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 				defer func() { _ = resp.Body.Close() }()
 				var review admissionv1.AdmissionReview
 				if err := json.NewDecoder(resp.Body).Decode(&review); err != nil || review.Response == nil {
-					errs <- fmt.Errorf("pod %d: status %d: %v", i, resp.StatusCode, err)
+					errs <- fmt.Errorf("pod %d: status %d: %w", i, resp.StatusCode, err)
 					return
 				}
 				r := review.Response

@@ -124,8 +124,10 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 
 	t.Run("a declared length over the cap gets 413 before a byte of the body is sent", func(t *testing.T) {
 		conn := dialTLS(t, srv, m.ca)
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
-			"Content-Length: %d\r\n\r\n", routes.PathMutateServiceAccount, int64(1)<<30)
+		if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
+			"Content-Length: %d\r\n\r\n", routes.PathMutateServiceAccount, int64(1)<<30); err != nil {
+			t.Fatal(err)
+		}
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("no answer before the body (the server waited to read it): %v", err)
@@ -138,8 +140,10 @@ func TestHostileInputAgainstARunningServer(t *testing.T) {
 
 	t.Run("a chunked body over the cap gets 413 after at most the cap is read", func(t *testing.T) {
 		conn := dialTLS(t, srv, m.ca)
-		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
-			"Transfer-Encoding: chunked\r\n\r\n", routes.PathMutateServiceAccount)
+		if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
+			"Transfer-Encoding: chunked\r\n\r\n", routes.PathMutateServiceAccount); err != nil {
+			t.Fatal(err)
+		}
 		const total = 256 << 20
 		written := make(chan int64, 1)
 		go func() {

@@ -62,7 +62,7 @@ func TestGracefulShutdownOfTheBinary(t *testing.T) {
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			<-exited
+			<-exited //nolint:errcheck // a killed server's exit status says nothing
 		}
 		if t.Failed() {
 			t.Logf("server output:\n%s", stderr.String())
@@ -77,8 +77,10 @@ func TestGracefulShutdownOfTheBinary(t *testing.T) {
 	if err := conn.SetDeadline(time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
-		routes.PathMutateServiceAccount, addr, len(body))
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		routes.PathMutateServiceAccount, addr, len(body)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := conn.Write(body[:len(body)/2]); err != nil {
 		t.Fatalf("send the first half: %v", err)
 	}

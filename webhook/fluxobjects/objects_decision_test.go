@@ -263,7 +263,7 @@ func TestEvaluateKubeConfigMaps(t *testing.T) {
 				"reaches the cluster"},
 		},
 		"a ServiceAccount of another cloud": {
-			cm: fluxobjects.KubeConfigMap{Found: true, Provider: "gcp", ServiceAccountName: "flux-azure"},
+			cm:       fluxobjects.KubeConfigMap{Found: true, Provider: "gcp", ServiceAccountName: "flux-azure"},
 			messages: []string{"[no-static] ConfigMap eks: its serviceAccountName flux-azure is azure, its provider gcp"},
 		},
 		"an unmapped ServiceAccount": {

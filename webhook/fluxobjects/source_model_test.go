@@ -345,9 +345,10 @@ func objectModelObject(t *testing.T, c modelCase) modelCase {
 		default:
 			t.Fatalf("no way to set %s on %s", row.Field, row.Kind)
 		}
-		if row.Kind == "ResourceSetInputProvider" {
+		switch row.Kind {
+		case "ResourceSetInputProvider":
 			spec["url"] = address
-		} else if row.Kind == "Provider" {
+		case "Provider":
 			spec["address"] = address
 		}
 	case "ImageUpdateAutomation":

@@ -280,8 +280,8 @@ func (inj *injection) plan(pod *View) {
 			}
 			if why != "" && !c.hasMountAt(files.mountPath) {
 				ci.mount = &corev1.VolumeMount{Name: volume.Name, MountPath: files.mountPath, ReadOnly: true}
-				changed.VolumeMounts = append(c.VolumeMounts[:len(c.VolumeMounts):len(c.VolumeMounts)],
-					mountView{Name: volume.Name, MountPath: files.mountPath, ReadOnly: true})
+				changed.VolumeMounts = slices.Concat(c.VolumeMounts,
+					[]mountView{{Name: volume.Name, MountPath: files.mountPath, ReadOnly: true}})
 				mounted = true
 			}
 			if len(ci.env) > 0 || ci.mount != nil {
@@ -293,7 +293,7 @@ func (inj *injection) plan(pod *View) {
 		}
 	}
 	if mounted && !exists {
-		after.Spec.Volumes = append(pod.Spec.Volumes[:len(pod.Spec.Volumes):len(pod.Spec.Volumes)], volume)
+		after.Spec.Volumes = slices.Concat(pod.Spec.Volumes, []volumeView{volume})
 	}
 	inj.keepWhereInvariantHolds(append(tokenInvariant(pod, &after, inj.want), untouched...))
 	inj.addVolume = false

@@ -257,6 +257,11 @@ func (s *listScanner) integer(bits int) int64 {
 	return n
 }
 
+// int32 reads an integer that must fit in 32 bits.
+func (s *listScanner) int32() int32 {
+	return int32(s.integer(32)) //nolint:gosec // G115: ParseInt with bitSize 32 keeps the value within int32, clamping it on overflow
+}
+
 // raw reads any value but null, as a json.RawMessage holds it.
 func (s *listScanner) raw() json.RawMessage {
 	s.ws()
@@ -419,7 +424,7 @@ func (s *listScanner) projected(p *projectedView) {
 	s.fields([]string{"defaultMode", "sources"}, func(i int) {
 		switch i {
 		case 0:
-			mode := int32(s.integer(32))
+			mode := s.int32()
 			p.DefaultMode = &mode
 		case 1:
 			p.Sources = nestedList(s, (*listScanner).projection)

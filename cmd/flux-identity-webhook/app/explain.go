@@ -134,7 +134,7 @@ func runExplain(ctx context.Context, o ExplainOptions, stdin io.Reader, stdout i
 }
 
 func readManifest(file string, stdin io.Reader) ([][]byte, error) {
-	var r io.Reader = stdin
+	r := stdin
 	if file != "-" {
 		f, err := os.Open(file)
 		if err != nil {

@@ -32,20 +32,22 @@ func main() {
 	port := flag.Int("port", 9443, "port")
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel))) // errors only: logs must not cost here
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch *mode {
-	case "noop":
-		err = serveNoop(ctx, *certDir, *port)
-	case "cr-allow":
-		err = serveCRAllow(ctx, *certDir, *port)
-	default:
-		err = fmt.Errorf("unknown mode %q", *mode)
-	}
-	if err != nil {
+	if err := run(*mode, *certDir, *port); err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
+	}
+}
+
+func run(mode, certDir string, port int) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch mode {
+	case "noop":
+		return serveNoop(ctx, certDir, port)
+	case "cr-allow":
+		return serveCRAllow(ctx, certDir, port)
+	default:
+		return fmt.Errorf("unknown mode %q", mode)
 	}
 }
 

@@ -353,7 +353,7 @@ func load(client *http.Client, url string, body []byte, c, n int, d time.Duratio
 	wg.Wait()
 	elapsed := time.Since(start)
 	if len(lat) == 0 {
-		return result{}, fmt.Errorf("no successful request: %v", firstEr)
+		return result{}, fmt.Errorf("no successful request: %w", firstEr)
 	}
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
@@ -408,7 +408,7 @@ func hasTaskset() bool {
 func pinSelf(cpu int) error {
 	out, err := exec.Command("taskset", "-a", "-p", "-c", strconv.Itoa(cpu), strconv.Itoa(os.Getpid())).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("taskset: %v: %s", err, out)
+		return fmt.Errorf("taskset: %w: %s", err, out)
 	}
 	return nil
 }
