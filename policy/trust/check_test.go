@@ -313,6 +313,8 @@ func FuzzDocumentsAdd(f *testing.F) {
 	f.Add(clientID, "["+fic("fic", testIssuer, "s", keys.AzureAudience)+"]")
 	f.Add(dataGSA, iamPolicy(GCPWorkloadIdentityRole, "allUsers"))
 	f.Add("", `{"Role": {"Arn": "x", "AssumeRolePolicyDocument": "%7B"}}`)
+	f.Add("", association(""))
+	f.Add("", bucketPolicy(binding("roles/storage.objectViewer", gkeMember)))
 	p, err := loadPolicyForFuzz()
 	if err != nil {
 		f.Fatal(err)
