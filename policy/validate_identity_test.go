@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 )
 
@@ -163,4 +164,35 @@ func TestAzureBoundCountsPerCloud(t *testing.T) {
 			"    serviceAccounts: [s1, s2, s3, s4, s5]", "    azure:", azureClientID, azureTenantID, "      cloud: "+cloud)
 	}
 	mustParse(t, withHeader(lines...))
+}
+
+// config/samples/policy.yaml shows every identity model: IRSA, EKS Pod Identity, Azure, GKE impersonation, GKE direct
+// federation and direct federation outside GKE.
+func TestSampleHasEveryIdentityModel(t *testing.T) {
+	p, err := Load(filepath.Join("..", "config", "samples", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := map[string]string{}
+	for _, id := range p.Spec.Identities {
+		switch {
+		case id.AWS.PodIdentity():
+			models["aws podIdentity"] = id.Name
+		case id.AWS != nil:
+			models["aws irsa"] = id.Name
+		case id.Azure != nil:
+			models["azure"] = id.Name
+		case !id.GCP.Direct():
+			models["gcp impersonation"] = id.Name
+		case id.GCP.WorkloadIdentityProvider != "":
+			models["gcp direct outside GKE"] = id.Name
+		default:
+			models["gke direct"] = id.Name
+		}
+	}
+	for _, want := range []string{"aws irsa", "aws podIdentity", "azure", "gcp impersonation", "gke direct", "gcp direct outside GKE"} {
+		if models[want] == "" {
+			t.Errorf("config/samples/policy.yaml has no %s entry (has %v)", want, models)
+		}
+	}
 }
