@@ -142,7 +142,7 @@ func checkGCPDirect(p Pair, resources map[string]*GCPPolicy, workloadPool string
 					roles[b.Role] = true
 				case m == "allUsers" || m == "allAuthenticatedUsers":
 					public = m + " is granted " + b.Role + " on " + name
-				case principalSetCovers(m, pool, p.Namespace) && !(p.NamespaceSet() && m == member):
+				case principalSetCovers(m, pool, p.Namespace) && (!p.NamespaceSet() || m != member):
 					v.broad = m + " grants " + b.Role + " on " + name + " to a set of identities of pool " + pool
 				case strings.EqualFold(m, member):
 					v.miss(rankCase, "member %s on %s, want %s (case differs)", m, name, member)
