@@ -464,77 +464,9 @@ func TestCheckModelsDetails(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			var docs Documents
-			for k, d := range tc.docs {
-				if strings.HasPrefix(k, "#") {
-					k = ""
-				}
-				if err := docs.Add("doc.json", k, []byte(d)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var got *Finding
-			for _, f := range Check(pairs, &docs, Options{Issuer: testIssuer, EKSClusterARN: testCluster}) {
-				if f.Namespace+"/"+f.ServiceAccount == tc.pair {
-					got = &f
-				}
-			}
-			if got == nil {
-				t.Fatalf("no finding for %s", tc.pair)
-			}
+			got := findingOf(t, pairs, tc.docs, Options{Issuer: testIssuer, EKSClusterARN: testCluster}, tc.pair)
 			if got.Status != tc.wantStatus || !strings.Contains(got.Detail, tc.wantDetail) {
 				t.Errorf("got %s %q, want %s containing %q", got.Status, got.Detail, tc.wantStatus, tc.wantDetail)
-			}
-		})
-	}
-}
-
-func TestDocumentsAddModels(t *testing.T) {
-	tests := map[string]struct {
-		key, doc string
-		wantErr  string
-		check    func(t *testing.T, d *Documents)
-	}{
-		"a bucket's IAM policy names its bucket": {
-			doc: bucketPolicy(), check: func(t *testing.T, d *Documents) {
-				if d.GCPResources["gs://ml-models"] == nil {
-					t.Errorf("resources %v", d.GCPResources)
-				}
-			},
-		},
-		"a repository's IAM policy is keyed by its resource name": {
-			key: "projects/p/locations/europe-west1/repositories/charts", doc: `{"etag": "ACAB"}`,
-		},
-		"an IAM policy keyed by something else is refused with the accepted keys": {
-			key: "charts", doc: `{"etag": "ACAB"}`, wantErr: "RESOURCE=doc.json (gs://BUCKET, projects/P/locations/L/repositories/R",
-		},
-		"an association is read from describe-pod-identity-association": {
-			doc: association(""), check: func(t *testing.T, d *Documents) {
-				if len(d.PodIdentity) != 1 || d.PodIdentity[0].AssociationID != "a-1" {
-					t.Errorf("associations %+v", d.PodIdentity)
-				}
-			},
-		},
-		"list-pod-identity-associations is refused: it prints no roles": {
-			doc:     `{"associations": [{"clusterName": "prod", "namespace": "flux-system", "serviceAccount": "x"}]}`,
-			wantErr: "does not print roles: export each association with aws eks describe-pod-identity-association",
-		},
-		"an association without its names is refused": {
-			doc: `{"association": {"roleArn": "arn:aws:iam::111122223333:role/x"}}`, wantErr: "without clusterName",
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			var docs Documents
-			err := docs.Add("doc.json", tc.key, []byte(tc.doc))
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatal(err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("error %v, want %q", err, tc.wantErr)
-			}
-			if tc.check != nil {
-				tc.check(t, &docs)
 			}
 		})
 	}

@@ -15,8 +15,6 @@ import (
 	"github.com/fluxcd/pkg/auth"
 	"github.com/fluxcd/pkg/auth/aws"
 	"github.com/fluxcd/pkg/auth/gcp"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/google"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -181,33 +179,9 @@ func TestGoogleLibraryUsesDirectCredentialConfiguration(t *testing.T) {
 	if strings.Contains(pod.Annotations[keys.AnnotationGCPCredentialConfig], "service_account_impersonation_url") {
 		t.Fatalf("direct federation's configuration impersonates: %s", pod.Annotations[keys.AnnotationGCPCredentialConfig])
 	}
-	c := pod.Spec.Containers[0]
-	var credentials string
-	for _, e := range c.Env {
-		if e.Name == keys.EnvGoogleApplicationCredentials {
-			credentials = e.Value
-		}
-	}
-	local, mountPath := kubeletFiles(t, pod, c, credentials, "projected-token-for-gcp")
-	config, err := os.ReadFile(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, local, strings.ReplaceAll(string(config), `"file":"`+mountPath+"/", `"file":"`+filepath.Dir(local)+"/"))
-	t.Setenv(keys.EnvGoogleApplicationCredentials, local)
-	t.Setenv("HOME", t.TempDir())
+	useInjectedConfiguration(t, pod, "projected-token-for-gcp")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: endpoints.transport()})
-	creds, err := google.FindDefaultCredentials(ctx, "https://www.googleapis.com/auth/cloud-platform")
-	if err != nil {
-		t.Fatalf("load the injected configuration: %v", err)
-	}
-	tok, err := creds.TokenSource.Token()
-	if err != nil {
-		t.Fatalf("token: %v (requests %v)", err, endpoints.all())
-	}
+	tok := defaultGoogleToken(t, endpoints)
 	if tok.AccessToken != "federated-token" {
 		t.Errorf("access token %q: want the STS token itself", tok.AccessToken)
 	}

@@ -3,7 +3,6 @@ package sdkcompat
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -123,6 +122,23 @@ func isolateAWS(t *testing.T) {
 	}
 }
 
+// retrieved is what the SDK's credentials say about where they came from.
+type retrieved struct{ Source, AccessKeyID, AccountID string }
+
+// retrieve loads the SDK's default configuration from this process's environment, as a Flux controller does, and
+// retrieves its credentials.
+func retrieve(t *testing.T) (retrieved, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(ctx)
+	return retrieved{creds.Source, creds.AccessKeyID, creds.AccountID}, err
+}
+
 func TestAWSSDKUsesPodIdentityAgent(t *testing.T) {
 	// What the webhook writes for a Pod Identity ServiceAccount and its pods: nothing IRSA would pick up.
 	sa := answer(t, routes.PathMutateServiceAccount, corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1",
@@ -151,13 +167,7 @@ func TestAWSSDKUsesPodIdentityAgent(t *testing.T) {
 	isolateAWS(t)
 	podIdentityEnv(t, srv.URL, "pod-identity-token")
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := cfg.Credentials.Retrieve(ctx)
+	creds, err := retrieve(t)
 	if err != nil {
 		t.Fatalf("retrieve credentials: %v (agent requests %v)", err, agent.calls())
 	}
@@ -180,22 +190,7 @@ func TestIRSAWinsOverPodIdentity(t *testing.T) {
 	}
 
 	var rec recorder
-	sts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		form := rec.record(req)
-		if form.Get("Action") != "AssumeRoleWithWebIdentity" {
-			http.Error(w, "unexpected action "+form.Get("Action"), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "text/xml")
-		_, _ = fmt.Fprint(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <AssumeRoleWithWebIdentityResult>
-    <Credentials><AccessKeyId>AKIDIRSA</AccessKeyId><SecretAccessKey>secret</SecretAccessKey>
-      <SessionToken>session</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>
-    <AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/irsa/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>
-  </AssumeRoleWithWebIdentityResult>
-  <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>
-</AssumeRoleWithWebIdentityResponse>`)
-	}))
+	sts := webIdentitySTS(&rec, "AKIDIRSA")
 	defer sts.Close()
 	agent := &agentStandIn{}
 	srv := httptest.NewServer(agent)
@@ -212,13 +207,7 @@ func TestIRSAWinsOverPodIdentity(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 	t.Setenv("AWS_CA_BUNDLE", caBundle(t, sts))
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	cfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := cfg.Credentials.Retrieve(ctx)
+	creds, err := retrieve(t)
 	if err != nil {
 		t.Fatalf("retrieve credentials: %v (STS %v, agent %v)", err, rec.paths, agent.calls())
 	}
