@@ -1,6 +1,7 @@
 // Package sdkcompat proves that what full injection writes into a pod is what the real cloud SDKs read: the AWS SDK
 // for Go v2 default credential chain and azidentity's workload identity credential, each pointed at a local TLS
-// endpoint that records the token exchange (no internet).
+// endpoint that records the token exchange (no internet); and that the AWS SDK reaches EKS Pod Identity's agent, after
+// IRSA (podidentity_test.go).
 package sdkcompat
 
 import (
