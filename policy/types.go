@@ -67,7 +67,8 @@ type Identity struct {
 	Mode            Mode      `yaml:"mode"`
 }
 
-// AWS is an IRSA identity (the annotations read by the EKS pod identity webhook and by Flux).
+// AWS is an IAM role, reached through IRSA (the annotations read by the EKS pod identity webhook and by Flux) or
+// through EKS Pod Identity (an association in the EKS API; nothing on the ServiceAccount names the role).
 type AWS struct {
 	// RoleARN may contain {namespace} and {serviceAccount}, expanded per ServiceAccount.
 	RoleARN                string `yaml:"roleARN"`
@@ -75,7 +76,24 @@ type AWS struct {
 	STSRegionalEndpoints   *bool  `yaml:"stsRegionalEndpoints"`
 	Region                 string `yaml:"region"`
 	TokenExpirationSeconds *int64 `yaml:"tokenExpirationSeconds"`
+	// Mechanism is how pods reach the role: AWSMechanismIRSA (default) or AWSMechanismPodIdentity.
+	Mechanism AWSMechanism `yaml:"mechanism"`
 }
+
+// AWSMechanism says how a ServiceAccount's pods reach an IAM role.
+type AWSMechanism string
+
+const (
+	// AWSMechanismIRSA is IAM roles for service accounts: the role-arn annotation, a web identity token and
+	// sts:AssumeRoleWithWebIdentity. Flux's object-level identity works only this way.
+	AWSMechanismIRSA AWSMechanism = "irsa"
+	// AWSMechanismPodIdentity is EKS Pod Identity: an association in the EKS API, the Pod Identity Agent's endpoint in
+	// the pods' environment, and a role trusting pods.eks.amazonaws.com. Controller level only (see validate_identity.go).
+	AWSMechanismPodIdentity AWSMechanism = "podIdentity"
+)
+
+// PodIdentity says whether the identity reaches its role through EKS Pod Identity.
+func (a *AWS) PodIdentity() bool { return a != nil && a.Mechanism == AWSMechanismPodIdentity }
 
 // Azure is an Azure Workload Identity (a user-assigned managed identity or app registration).
 type Azure struct {
@@ -87,13 +105,23 @@ type Azure struct {
 	Cloud string `yaml:"cloud"`
 }
 
-// GCP is a GKE Workload Identity (a Google service account), optionally through a workload identity provider
-// outside GKE.
+// GCP is a Google Cloud identity of a Kubernetes ServiceAccount: a Google service account it impersonates
+// (ServiceAccount set), or, without one, direct Workload Identity Federation: IAM roles granted to the ServiceAccount's
+// own principal. On GKE the principal lives in the pool WorkloadPool of project ProjectNumber; outside GKE in the pool
+// of WorkloadIdentityProvider.
 type GCP struct {
-	// ServiceAccount may contain {namespace} and {serviceAccount}, expanded per ServiceAccount.
+	// ServiceAccount may contain {namespace} and {serviceAccount}, expanded per ServiceAccount. Empty for direct
+	// federation.
 	ServiceAccount           string `yaml:"serviceAccount"`
 	WorkloadIdentityProvider string `yaml:"workloadIdentityProvider"`
+	// WorkloadPool is GKE's workload identity pool, PROJECT_ID.svc.id.goog.
+	WorkloadPool string `yaml:"workloadPool"`
+	// ProjectNumber is the number of the pool's project, which principal:// members name.
+	ProjectNumber string `yaml:"projectNumber"`
 }
+
+// Direct says whether the identity is direct federation: no Google service account is impersonated.
+func (g *GCP) Direct() bool { return g != nil && g.ServiceAccount == "" }
 
 // Mandate says where long-lived credentials are not allowed on the Flux objects of its kinds.
 type Mandate struct {

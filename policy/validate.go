@@ -57,6 +57,7 @@ func validate(f *File, now time.Time) (errs, warns findings) {
 		validateIdentity(&f.Identities[i], fmt.Sprintf("identities[%d]", i), names, &errs)
 	}
 	oneRolePerName(f.Identities, &errs)
+	identityModels(f, &errs)
 	mandates := map[string]string{}
 	for i := range f.Mandates {
 		validateMandate(&f.Mandates[i], fmt.Sprintf("mandates[%d]", i), mandates, &errs, &warns)
@@ -97,6 +98,10 @@ func validateIdentity(id *Identity, path string, names map[string]string, errs *
 			errs.add(path+".injection", "full injection of a gcp identity needs gcp.workloadIdentityProvider "+
 				"(on GKE the metadata server serves the identity: use annotate)")
 		}
+		if id.AWS.PodIdentity() {
+			errs.add(path+".injection", "full injection has nothing to add for EKS Pod Identity: the Pod Identity Agent "+
+				"runs on EKS only, where EKS's own webhook injects its endpoint for every association: use annotate")
+		}
 	case InjectionAnnotate:
 	default:
 		errs.add(path+".injection", "must be annotate or full, got %q", id.Injection)
@@ -113,9 +118,12 @@ func validateAWS(a *AWS, path string, errs *findings) {
 		errs.add(path+".roleARN", "%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)", a.RoleARN)
 	case !distinctRoleName(a.RoleARN, path+".roleARN", errs):
 	}
-	if a.Audience == "" {
+	validateMechanism(a, path, errs)
+	switch {
+	case a.PodIdentity():
+	case a.Audience == "":
 		a.Audience = keys.AWSDefaultAudience
-	} else if !audience.MatchString(a.Audience) {
+	case !audience.MatchString(a.Audience):
 		errs.add(path+".audience", "must be a non-empty audience without spaces")
 	}
 	if a.Region != "" && !awsRegion.MatchString(a.Region) {
@@ -158,7 +166,7 @@ func validateAzure(a *Azure, path string, errs *findings) {
 func validateGCP(g *GCP, path string, errs *findings) {
 	switch {
 	case g.ServiceAccount == "":
-		errs.add(path+".serviceAccount", "is required")
+		validateDirectFederation(g, path, errs)
 	case !validTemplate(g.ServiceAccount, path+".serviceAccount", errs):
 	case !gcpEmail.MatchString(expandSample(g.ServiceAccount)):
 		errs.add(path+".serviceAccount",
@@ -170,6 +178,7 @@ func validateGCP(g *GCP, path string, errs *findings) {
 		errs.add(path+".workloadIdentityProvider",
 			"must be projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER")
 	}
+	validateGKEPool(g, path, errs)
 }
 
 func validateMandate(m *Mandate, path string, names map[string]string, errs, warns *findings) {

@@ -472,9 +472,9 @@ func TestParseRejects(t *testing.T) {
 			want: []wantProblem{{8, 23, "identities[0].gcp.serviceAccount", "is not a Google service account"}},
 		},
 		{
-			name: "GCP service account is required",
+			name: "a GCP entry names a Google service account or a principal for direct federation",
 			yaml: withHeader(nameFlux, nsFluxSystem, saSourceCtrl, "    gcp: {}"),
-			want: []wantProblem{{7, 10, "identities[0].gcp.serviceAccount", "is required"}},
+			want: []wantProblem{{7, 10, "identities[0].gcp", "set serviceAccount (impersonation), workloadPool and projectNumber"}},
 		},
 		{
 			name: "misspelt placeholder in a GCP service account is rejected",

@@ -64,8 +64,13 @@ func checkPod(pod *corev1.Pod, m policy.Match) (string, bool) {
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil {
 		return "", false
 	}
+	if problem, bad := checkAWSMechanisms(pod, m); bad {
+		return problem, true
+	}
 	var name, want, fileVar string
 	switch {
+	case m.Cloud == policy.CloudAWS && m.Identity.AWS.PodIdentity():
+		return checkPodIdentityPod(pod)
 	case m.Cloud == policy.CloudAWS:
 		name, want, fileVar = keys.EnvAWSRoleARN, m.RoleARN, keys.EnvAWSWebIdentityTokenFile
 	case m.Cloud == policy.CloudAzure:

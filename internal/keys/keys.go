@@ -43,6 +43,26 @@ const (
 	AWSTokenPath      = "token"
 )
 
+// EKS Pod Identity, as the EKS webhook injects it for a ServiceAccount that has an association
+// (aws/amazon-eks-pod-identity-webhook v0.6.17 main.go flags --container-credentials-*, pkg/constants.go) and as the AWS
+// SDK for Go v2 reads it (config resolveCredsFromProfile: AWS_CONTAINER_CREDENTIALS_FULL_URI, with the token re-read from
+// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE). Nothing on the ServiceAccount names the role: the association lives in the
+// EKS API.
+const (
+	EnvAWSContainerCredentialsFullURI     = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+	EnvAWSContainerAuthorizationTokenFile = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+	// LabelAWSPodIdentity marks a pod the EKS webhook gave Pod Identity ("enabled").
+	LabelAWSPodIdentity = "eks.amazonaws.com/pod-identity"
+
+	AWSPodIdentityAgentURI   = "http://169.254.170.23/v1/credentials"
+	AWSPodIdentityAudience   = "pods.eks.amazonaws.com"
+	AWSPodIdentityTokenFile  = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+	AWSPodIdentityPrincipal  = "pods.eks.amazonaws.com" // the service principal a Pod Identity role trusts
+	AWSPodIdentityTagCluster = "eks-cluster-arn"        // session tags EKS Auth sets (EKS User Guide, pod-id-abac)
+	AWSPodIdentityTagNS      = "kubernetes-namespace"
+	AWSPodIdentityTagSA      = "kubernetes-service-account"
+)
+
 // Azure Workload Identity, as injected by Azure/azure-workload-identity (v1.6+ paths).
 const (
 	// LabelAzureUse makes the Azure webhook (objectSelector) look at a pod; also set on ServiceAccounts.
@@ -78,6 +98,10 @@ const (
 	// adopted by name.
 	AzureLegacyTokenVolume    = "azure-identity-token"
 	AzureLegacyTokenMountPath = "/var/run/secrets/azure/tokens"
+	// AzureMaxFederatedCredentials is how many federated identity credentials one user-assigned managed identity or
+	// app registration holds ("A maximum of 20 federated identity credentials can be added to an application or
+	// user-assigned managed identity", Microsoft Entra workload identity federation considerations).
+	AzureMaxFederatedCredentials = 20
 )
 
 // Azure clouds, named as the Azure webhook's AZURE_ENVIRONMENT names them (go-autorest azure.EnvironmentFromName),

@@ -26,10 +26,12 @@ type Finding struct {
 	Identity       string       `json:"identity"`
 	Namespace      string       `json:"namespace"`
 	ServiceAccount string       `json:"serviceAccount"`
-	// Target is the cloud resource checked: role ARN, client ID or Google service account.
+	// Target is the cloud resource checked: role ARN, client ID, Google service account, or for direct GCP federation
+	// the principal.
 	Target string `json:"target"`
 	Status Status `json:"status"`
-	// Detail is the exact difference (mismatched), what admits too much (too-broad) or what was not found (missing).
+	// Detail is the exact difference (mismatched), what admits too much (too-broad), what was not found (missing), or
+	// for direct GCP federation what grants it (ok).
 	Detail string `json:"detail,omitempty"`
 	Source string `json:"source,omitempty"`
 }
@@ -40,9 +42,13 @@ type Finding struct {
 // provider, condition key, subject, audience, role) makes it mismatched, with the difference; otherwise missing.
 func Check(pairs []Pair, docs *Documents, o Options) []Finding {
 	// Subjects each resource is meant to trust: a subject one of these expects is not a near miss for another.
+	// Direct GCP members share the resources' policies: any of them is expected there.
 	expected := map[string]map[string]bool{}
 	for _, p := range pairs {
-		t := target(p)
+		t := target(p, o)
+		if direct(p) {
+			t = directTarget
+		}
 		if expected[t] == nil {
 			expected[t] = map[string]bool{}
 		}
@@ -53,17 +59,23 @@ func Check(pairs []Pair, docs *Documents, o Options) []Finding {
 	}
 	out := make([]Finding, 0, len(pairs))
 	for _, p := range pairs {
-		t := target(p)
+		t := target(p, o)
 		f := Finding{Cloud: p.Match.Cloud, Identity: p.Match.Identity.Name, Namespace: p.Namespace,
 			ServiceAccount: p.ServiceAccount, Target: t, Source: docs.Sources[t]}
 		var v verdict
-		switch p.Match.Cloud {
-		case policy.CloudAWS:
+		switch {
+		case NeedsEKSCluster(p):
+			v = checkPodIdentity(p, docs, o.EKSClusterARN, expected[t])
+			f.Source = podIdentitySources(p, docs, o.EKSClusterARN)
+		case p.Match.Cloud == policy.CloudAWS:
 			v = checkAWS(p, docs.AWSRoles[t], o.Issuer, expected[t])
-		case policy.CloudAzure:
+		case p.Match.Cloud == policy.CloudAzure:
 			creds, ok := docs.Azure[t]
 			v = checkAzure(p, creds, ok, o.Issuer, expected[t])
-		case policy.CloudGCP:
+		case direct(p):
+			v = checkGCPDirect(p, docs.GCPResources, o.WorkloadPool, expected[directTarget])
+			f.Source = strings.Join(docs.gcpResourceSources(), ", ")
+		default:
 			v = checkGCP(p, docs.GCP[t], o.WorkloadPool, expected[t])
 		}
 		f.Status, f.Detail = v.result()
@@ -72,20 +84,30 @@ func Check(pairs []Pair, docs *Documents, o Options) []Finding {
 	return out
 }
 
-func target(p Pair) string {
-	switch p.Match.Cloud {
-	case policy.CloudAWS:
+func target(p Pair, o Options) string {
+	switch {
+	case p.Match.Cloud == policy.CloudAWS:
 		return p.Match.RoleARN
-	case policy.CloudAzure:
+	case p.Match.Cloud == policy.CloudAzure:
 		return strings.ToLower(p.Match.Identity.Azure.ClientID)
+	case direct(p):
+		return GCPMember(p, o.WorkloadPool)
 	default:
 		return p.Match.GCPServiceAccount
 	}
 }
 
+// directTarget keys the members expected on the resources direct federation grants roles on.
+const directTarget = "gcp resources"
+
+// direct says whether the pair is GCP direct federation.
+func direct(p Pair) bool { return p.Match.Cloud == policy.CloudGCP && p.Match.Identity.GCP.Direct() }
+
 // verdict collects what the documents say about one pair.
 type verdict struct {
-	ok       bool
+	ok bool
+	// okDetail says what grants the pair, when that is worth printing (direct federation: which resources).
+	okDetail string
 	broad    string
 	nearMiss []nearMiss
 	missing  string
@@ -106,7 +128,7 @@ func (v *verdict) result() (Status, string) {
 	case v.broad != "":
 		return StatusTooBroad, v.broad
 	case v.ok:
-		return StatusOK, ""
+		return StatusOK, v.okDetail
 	case len(v.nearMiss) > 0:
 		best := slices.MinFunc(v.nearMiss, func(a, b nearMiss) int { return a.rank - b.rank })
 		return StatusMismatched, best.detail
@@ -203,6 +225,7 @@ func webIdentityAction(actions stringSet) bool {
 // condition is how the conditions on one key treat one value.
 type condition struct {
 	admits bool
+	found  bool     // some condition names the key
 	broad  string   // why it admits more than the value, if it does
 	values []string // every value the conditions name
 }
@@ -246,6 +269,7 @@ func evalCondition(conds map[string]map[string]stringSet, key, value string) con
 	}
 	slices.Sort(c.values)
 	c.values = slices.Compact(c.values)
+	c.found = found
 	if !found {
 		c.broad = "no condition on " + key + ": every token from the issuer is admitted"
 	}

@@ -204,26 +204,34 @@ func TestCheck(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			var docs Documents
-			for k, d := range tc.docs {
-				if err := docs.Add("doc.json", k, []byte(d)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var got *Finding
-			for _, f := range Check(pairs, &docs, Options{Issuer: testIssuer}) {
-				if f.Namespace+"/"+f.ServiceAccount == tc.pair {
-					got = &f
-				}
-			}
-			if got == nil {
-				t.Fatalf("no finding for %s", tc.pair)
-			}
+			got := findingOf(t, pairs, tc.docs, Options{Issuer: testIssuer}, tc.pair)
 			if got.Status != tc.wantStatus || !strings.Contains(got.Detail, tc.wantDetail) {
 				t.Errorf("got %s %q, want %s containing %q", got.Status, got.Detail, tc.wantStatus, tc.wantDetail)
 			}
 		})
 	}
+}
+
+// findingOf checks docs (KEY -> document; keys starting with '#' stand for documents given without a key) and returns
+// the finding of pair NS/SA.
+func findingOf(t *testing.T, pairs []Pair, docs map[string]string, o Options, pair string) Finding {
+	t.Helper()
+	var d Documents
+	for k, doc := range docs {
+		if strings.HasPrefix(k, "#") {
+			k = ""
+		}
+		if err := d.Add("doc.json", k, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range Check(pairs, &d, o) {
+		if f.Namespace+"/"+f.ServiceAccount == pair {
+			return f
+		}
+	}
+	t.Fatalf("no finding for %s", pair)
+	return Finding{}
 }
 
 // TestRenderedSideChecksOK feeds what render produces back to check, as each cloud's CLI would print it: every pair
@@ -270,6 +278,7 @@ func TestDocumentsAdd(t *testing.T) {
 	tests := map[string]struct {
 		key, doc string
 		wantErr  string
+		check    func(t *testing.T, d *Documents)
 	}{
 		"an IAM policy needs the Google service account as its key": {
 			doc: iamPolicy(GCPWorkloadIdentityRole), wantErr: "pass it as EMAIL=doc.json",
@@ -292,6 +301,38 @@ func TestDocumentsAdd(t *testing.T) {
 		"aws iam list-roles output is accepted": {
 			doc: `{"Roles": [{"Arn": "` + fluxRole + `", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}]}`,
 		},
+		"a bucket's IAM policy names its bucket": {
+			doc: bucketPolicy(), check: func(t *testing.T, d *Documents) {
+				if d.GCPResources["gs://ml-models"] == nil {
+					t.Errorf("resources %v", d.GCPResources)
+				}
+			},
+		},
+		"a repository's IAM policy is keyed by its resource name": {
+			key: "projects/p/locations/europe-west1/repositories/charts", doc: `{"etag": "ACAB"}`,
+			check: func(t *testing.T, d *Documents) {
+				if d.GCPResources["projects/p/locations/europe-west1/repositories/charts"] == nil {
+					t.Errorf("resources %v", d.GCPResources)
+				}
+			},
+		},
+		"an IAM policy keyed by something else is refused with the accepted keys": {
+			key: "charts", doc: `{"etag": "ACAB"}`, wantErr: "RESOURCE=doc.json (gs://BUCKET, projects/P/locations/L/repositories/R",
+		},
+		"an association is read from describe-pod-identity-association": {
+			doc: association(""), check: func(t *testing.T, d *Documents) {
+				if len(d.PodIdentity) != 1 || d.PodIdentity[0].AssociationID != "a-1" {
+					t.Errorf("associations %+v", d.PodIdentity)
+				}
+			},
+		},
+		"list-pod-identity-associations is refused: it prints no roles": {
+			doc:     `{"associations": [{"clusterName": "prod", "namespace": "flux-system", "serviceAccount": "x"}]}`,
+			wantErr: "does not print roles: export each association with aws eks describe-pod-identity-association",
+		},
+		"an association without its names is refused": {
+			doc: `{"association": {"roleArn": "arn:aws:iam::111122223333:role/x"}}`, wantErr: "without clusterName",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -303,6 +344,9 @@ func TestDocumentsAdd(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("error %v, want %q", err, tc.wantErr)
 			}
+			if tc.check != nil {
+				tc.check(t, &docs)
+			}
 		})
 	}
 }
@@ -313,6 +357,8 @@ func FuzzDocumentsAdd(f *testing.F) {
 	f.Add(clientID, "["+fic("fic", testIssuer, "s", keys.AzureAudience)+"]")
 	f.Add(dataGSA, iamPolicy(GCPWorkloadIdentityRole, "allUsers"))
 	f.Add("", `{"Role": {"Arn": "x", "AssumeRolePolicyDocument": "%7B"}}`)
+	f.Add("", association(""))
+	f.Add("", bucketPolicy(binding("roles/storage.objectViewer", gkeMember)))
 	p, err := loadPolicyForFuzz()
 	if err != nil {
 		f.Fatal(err)

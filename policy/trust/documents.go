@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -17,6 +19,11 @@ type Documents struct {
 	Azure map[string][]AzureCredential
 	// GCP maps a Google service account to its IAM policy (gcloud iam service-accounts get-iam-policy).
 	GCP map[string]*GCPPolicy
+	// GCPResources maps a resource Flux reads (gs://BUCKET, an Artifact Registry repository, a KMS key or key ring, a
+	// Pub/Sub topic, or a project) to its IAM policy, for direct federation.
+	GCPResources map[string]*GCPPolicy
+	// PodIdentity are EKS Pod Identity associations (aws eks describe-pod-identity-association).
+	PodIdentity []AssociationDoc
 	// Sources names the file each resource came from, for messages.
 	Sources map[string]string
 }
@@ -48,15 +55,20 @@ type AzureCredential struct {
 	} `json:"claimsMatchingExpression,omitempty"`
 }
 
-// GCPPolicy is an IAM policy as gcloud prints it.
+// GCPPolicy is an IAM policy as gcloud prints it. ResourceID is set by Cloud Storage (projects/_/buckets/NAME).
 type GCPPolicy struct {
-	Bindings []GCPPolicyBinding `json:"bindings"`
+	Bindings   []GCPPolicyBinding `json:"bindings"`
+	ResourceID string             `json:"resourceId"`
 }
 
-// GCPPolicyBinding grants one role to members.
+// GCPPolicyBinding grants one role to members, under a condition when one is set (policy version 3).
 type GCPPolicyBinding struct {
-	Role    string   `json:"role"`
-	Members []string `json:"members"`
+	Role      string   `json:"role"`
+	Members   []string `json:"members"`
+	Condition *struct {
+		Title      string `json:"title"`
+		Expression string `json:"expression"`
+	} `json:"condition,omitempty"`
 }
 
 // stringSet is an IAM value that may be written as one string or a list of strings.
@@ -116,12 +128,12 @@ var (
 )
 
 // Add reads one exported document. key names the resource when the document does not: the client ID for an Azure
-// federated credential list, the Google service account for an IAM policy. AWS role documents carry their ARN; a key
-// given with one must equal it.
+// federated credential list, the Google service account or the resource (gs://BUCKET, projects/...) for an IAM policy.
+// AWS role documents and EKS Pod Identity associations carry their names; a key given with a role must equal its ARN.
 func (d *Documents) Add(source, key string, data []byte) error {
 	if d.AWSRoles == nil {
-		d.AWSRoles, d.Azure, d.GCP, d.Sources = map[string]*AWSTrustPolicy{}, map[string][]AzureCredential{},
-			map[string]*GCPPolicy{}, map[string]string{}
+		d.AWSRoles, d.Azure, d.GCP, d.GCPResources, d.Sources = map[string]*AWSTrustPolicy{},
+			map[string][]AzureCredential{}, map[string]*GCPPolicy{}, map[string]*GCPPolicy{}, map[string]string{}
 	}
 	trimmed := bytes.TrimSpace(data)
 	if bytes.HasPrefix(trimmed, []byte("[")) {
@@ -145,24 +157,66 @@ func (d *Documents) Add(source, key string, data []byte) error {
 		}
 		return d.addAWS(source, key, doc.Roles)
 	case probe["bindings"] != nil || probe["etag"] != nil:
-		if !emailRE.MatchString(key) {
-			return fmt.Errorf("%s: an IAM policy does not name its Google service account: pass it as EMAIL=%s", source, source)
-		}
-		var doc GCPPolicy
+		return d.addGCP(source, key, trimmed)
+	case probe["association"] != nil:
+		var doc struct{ Association AssociationDoc }
 		if err := json.Unmarshal(trimmed, &doc); err != nil {
-			return fmt.Errorf("%s: read IAM policy: %w", source, err)
+			return fmt.Errorf("%s: read aws eks describe-pod-identity-association output: %w", source, err)
 		}
-		if _, dup := d.GCP[key]; dup {
-			return fmt.Errorf("%s: a second IAM policy for %s (first in %s)", source, key, d.Sources[key])
+		a := doc.Association
+		if a.ClusterName == "" || a.Namespace == "" || a.ServiceAccount == "" {
+			return fmt.Errorf("%s: an association without clusterName, namespace or serviceAccount", source)
 		}
-		d.GCP[key], d.Sources[key] = &doc, source
+		a.source = source
+		d.PodIdentity = append(d.PodIdentity, a)
 		return nil
+	case probe["associations"] != nil:
+		return fmt.Errorf("%s: aws eks list-pod-identity-associations does not print roles: export each association "+
+			"with aws eks describe-pod-identity-association --cluster-name CLUSTER --association-id ID", source)
 	case probe["issuer"] != nil && probe["subject"] != nil:
 		return d.addAzure(source, key, append(append([]byte("["), trimmed...), ']'))
 	default:
-		return fmt.Errorf("%s: not an exported trust document (aws iam get-role, az identity federated-credential list "+
-			"or an IAM policy)", source)
+		return fmt.Errorf("%s: not an exported trust document (aws iam get-role, aws eks describe-pod-identity-association, "+
+			"az identity federated-credential list or an IAM policy)", source)
 	}
+}
+
+// addGCP reads an IAM policy: a Google service account's (impersonation) or a resource's (direct federation). Cloud
+// Storage names its bucket in resourceId, so a bucket's policy needs no key.
+func (d *Documents) addGCP(source, key string, data []byte) error {
+	var doc GCPPolicy
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%s: read IAM policy: %w", source, err)
+	}
+	if bucket, ok := strings.CutPrefix(doc.ResourceID, "projects/_/buckets/"); ok && key == "" {
+		key = "gs://" + bucket
+	}
+	into := d.GCP
+	switch {
+	case emailRE.MatchString(key):
+	case isGCPResource(key):
+		into = d.GCPResources
+	default:
+		return fmt.Errorf("%s: an IAM policy does not name what it governs: pass it as EMAIL=%s (a Google service "+
+			"account) or RESOURCE=%s (gs://BUCKET, projects/P/locations/L/repositories/R, "+
+			"projects/P/locations/L/keyRings/K/cryptoKeys/C, projects/P/topics/T, projects/P)", source, source, source)
+	}
+	if _, dup := into[key]; dup {
+		return fmt.Errorf("%s: a second IAM policy for %s (first in %s)", source, key, d.Sources[key])
+	}
+	into[key], d.Sources[key] = &doc, source
+	return nil
+}
+
+// gcpResourceSources lists the files of the resources' IAM policies, in resource order.
+func (d *Documents) gcpResourceSources() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(d.GCPResources)) {
+		if s := d.Sources[name]; !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 type awsRole struct {

@@ -1,6 +1,8 @@
 package trust
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +20,14 @@ const (
 	FormatJSON  = "json"
 	FormatYAML  = "yaml"
 	FormatShell = "shell"
+	// FormatTerraform and FormatACK write the EKS Pod Identity associations as Terraform aws_eks_pod_identity_association
+	// resources or as ACK PodIdentityAssociation objects.
+	FormatTerraform = "terraform"
+	FormatACK       = "ack"
 )
+
+// RenderFormats are the formats WriteRendered writes.
+var RenderFormats = []string{FormatText, FormatJSON, FormatYAML, FormatShell, FormatTerraform, FormatACK}
 
 // WriteStructured prints v as indented JSON or as YAML.
 func WriteStructured(w io.Writer, format string, v any) error {
@@ -44,10 +53,14 @@ func WriteRendered(w io.Writer, format string, r *Rendered) error {
 		return WriteStructured(w, format, r)
 	case FormatShell:
 		return writeShell(w, r)
+	case FormatTerraform:
+		return writeTerraform(w, r)
+	case FormatACK:
+		return writeACK(w, r)
 	case FormatText, "":
 		return writeText(w, r)
 	default:
-		return fmt.Errorf("unknown output format %q: use text, json, yaml or shell", format)
+		return fmt.Errorf("unknown output format %q: use %s", format, strings.Join(RenderFormats, ", "))
 	}
 }
 
@@ -60,7 +73,17 @@ func writeText(w io.Writer, r *Rendered) error {
 		if err != nil {
 			return err
 		}
-		b.printf("  %s\n\n", doc)
+		b.printf("  %s\n", doc)
+		if len(role.Associations) > 0 {
+			b.printf("  EKS Pod Identity associations:\n")
+			tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+			_, _ = fmt.Fprintln(tw, "    CLUSTER\tNAMESPACE\tSERVICEACCOUNT")
+			for _, a := range role.Associations {
+				_, _ = fmt.Fprintf(tw, "    %s\t%s\t%s\n", a.ClusterName, a.Namespace, a.ServiceAccount)
+			}
+			_ = tw.Flush()
+		}
+		b.printf("\n")
 	}
 	for _, a := range r.Azure {
 		b.printf("Azure identity %s (tenant %s, %s, login %s): federated credentials\n", a.ClientID, a.TenantID,
@@ -80,8 +103,30 @@ func writeText(w io.Writer, r *Rendered) error {
 		}
 		b.printf("\n")
 	}
+	writeGCPDirectText(b, r)
 	writeNotes(b, r, "")
 	return b.err
+}
+
+// writeGCPDirectText lists the direct federation principals and the roles Flux needs on each kind of resource.
+func writeGCPDirectText(b *errWriter, r *Rendered) {
+	if len(r.GCPDirect) == 0 {
+		return
+	}
+	b.printf("GCP direct federation: no Google service account; grant each principal roles on the resources Flux reads\n")
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "  IDENTITY\tSERVICEACCOUNT\tMEMBER")
+	for _, g := range r.GCPDirect {
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\t%s\n", g.Identity, g.ServiceAccount, g.Member)
+	}
+	_ = tw.Flush()
+	b.printf("Roles Flux needs, per resource it reads (the policy does not name the resources):\n")
+	tw = tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	for _, k := range r.GCPResourceRoles {
+		_, _ = fmt.Fprintf(tw, "  %s\t%s\t%s\n", k.Example, strings.Join(k.Roles, " + "), k.Flux)
+	}
+	_ = tw.Flush()
+	b.printf("\n")
 }
 
 // writeShell prints the CLI commands that create the cloud side: aws, az and gcloud, in a bash script.
@@ -95,11 +140,19 @@ func writeShell(w io.Writer, r *Rendered) error {
 		}
 		partition, account := awsARNParts(role.RoleARN)
 		b.printf("\n# %s trusts %s.\n", role.RoleARN, strings.Join(role.ServiceAccounts, ", "))
-		b.printf("# Needs the IAM OIDC provider arn:%s:iam::%s:oidc-provider/%s in account %s"+
-			" (aws iam create-open-id-connect-provider --url %s --client-id-list sts.amazonaws.com).\n",
-			partition, account, AWSProviderPath(r.Issuer), account, r.Issuer)
+		if len(role.Associations) < len(role.ServiceAccounts) { // some are reached through IRSA
+			b.printf("# Needs the IAM OIDC provider arn:%s:iam::%s:oidc-provider/%s in account %s"+
+				" (aws iam create-open-id-connect-provider --url %s --client-id-list sts.amazonaws.com).\n",
+				partition, account, AWSProviderPath(r.Issuer), account, r.Issuer)
+		}
 		b.printf("aws iam update-assume-role-policy --role-name %s --policy-document %s\n",
 			ShellQuote(AWSRoleName(role.RoleARN)), ShellQuote(string(doc)))
+		region, _, _ := EKSClusterParts(r.EKSCluster)
+		for _, a := range role.Associations {
+			b.printf("aws eks create-pod-identity-association --region %s --cluster-name %s --namespace %s "+
+				"--service-account %s --role-arn %s\n", ShellQuote(region), ShellQuote(a.ClusterName),
+				ShellQuote(a.Namespace), ShellQuote(a.ServiceAccount), ShellQuote(a.RoleARN))
+		}
 	}
 	cli := "" // the az CLI's cloud: its default, AzureCloud, until the script switches it
 	for _, a := range r.Azure {
@@ -127,13 +180,95 @@ func writeShell(w io.Writer, r *Rendered) error {
 				ShellQuote(g.ServiceAccount), ShellQuote(g.Role), ShellQuote(m))
 		}
 	}
+	if len(r.GCPDirect) > 0 {
+		b.printf("\n# GCP direct federation, no Google service account: grant each principal below the roles Flux needs on\n" +
+			"# the resources it reads. The policy does not name them, so the commands are left to you: per principal,\n" +
+			"# uncomment those of the kinds it reads, with MEMBER set to it and the upper-case names replaced.\n")
+		for _, g := range r.GCPDirect {
+			b.printf("#   %s (identity %s): %s\n", g.ServiceAccount, g.Identity, ShellQuote(g.Member))
+		}
+		for _, k := range r.GCPResourceRoles {
+			for _, role := range k.Roles {
+				b.printf("# %s\n", strings.NewReplacer("MEMBER", `"$MEMBER"`, "ROLE", role).Replace(k.Grant))
+			}
+		}
+	}
 	writeNotes(b, r, "# ")
 	return b.err
 }
 
+// writeTerraform writes the EKS Pod Identity associations as aws_eks_pod_identity_association resources.
+func writeTerraform(w io.Writer, r *Rendered) error {
+	b := &errWriter{w: w}
+	b.printf("# Generated by flux-identity-webhook trust render: the EKS Pod Identity associations of the policy.\n" +
+		"# The roles' trust policies, IRSA, Azure and GCP are in -o json.\n")
+	for _, role := range r.AWS {
+		for _, a := range role.Associations {
+			b.printf("\nresource \"aws_eks_pod_identity_association\" %s {\n", hclString(terraformName(a)))
+			b.printf("  cluster_name    = %s\n  namespace       = %s\n  service_account = %s\n  role_arn        = %s\n}\n",
+				hclString(a.ClusterName), hclString(a.Namespace), hclString(a.ServiceAccount), hclString(a.RoleARN))
+		}
+	}
+	writeNotes(b, r, "# ")
+	return b.err
+}
+
+// terraformName names an association's resource NS__SA, with '.' written '_': a namespace holds neither '_' nor '.',
+// and a ServiceAccount name no '_', so the name is unique per pair. Terraform names start with a letter or '_'.
+func terraformName(a PodIdentityAssociation) string {
+	name := a.Namespace + "__" + strings.ReplaceAll(a.ServiceAccount, ".", "_")
+	if c := name[0]; c >= '0' && c <= '9' {
+		name = "_" + name
+	}
+	return name
+}
+
+// hclString quotes s for HCL: a JSON string is one, but for the template sequences HCL also interprets.
+func hclString(s string) string {
+	q, _ := json.Marshal(s)
+	return strings.NewReplacer("${", "$${", "%{", "%%{").Replace(string(q))
+}
+
+// writeACK writes the EKS Pod Identity associations as ACK PodIdentityAssociation objects (eks.services.k8s.aws/v1alpha1)
+// for the namespace the ACK EKS controller watches (kubectl apply -n).
+func writeACK(w io.Writer, r *Rendered) error {
+	b := &errWriter{w: w}
+	b.printf("# Generated by flux-identity-webhook trust render: the EKS Pod Identity associations of the policy as ACK\n" +
+		"# PodIdentityAssociation objects (apply them in a namespace the ACK EKS controller watches).\n")
+	for _, role := range r.AWS {
+		for _, a := range role.Associations {
+			obj := map[string]any{
+				"apiVersion": "eks.services.k8s.aws/v1alpha1",
+				"kind":       "PodIdentityAssociation",
+				"metadata":   map[string]any{"name": ackName(a)},
+				"spec": map[string]any{"clusterName": a.ClusterName, "namespace": a.Namespace,
+					"serviceAccount": a.ServiceAccount, "roleARN": a.RoleARN},
+			}
+			data, err := yaml.Marshal(obj)
+			if err != nil {
+				return fmt.Errorf("encode yaml: %w", err)
+			}
+			b.printf("---\n%s", data)
+		}
+	}
+	writeNotes(b, r, "# ")
+	return b.err
+}
+
+// ackName names an association's object NS.SA, a DNS subdomain (a namespace holds no '.', so it is unique per pair),
+// shortened with a hash past the 253 characters of an object name.
+func ackName(a PodIdentityAssociation) string {
+	name := a.Namespace + "." + a.ServiceAccount
+	if len(name) > 253 {
+		sum := sha256.Sum256([]byte(name))
+		name = strings.TrimRight(name[:244], ".-") + "-" + hex.EncodeToString(sum[:4])
+	}
+	return name
+}
+
 // writeNotes prints what could not be rendered, the identities a template shares and the limits the result runs into.
 func writeNotes(b *errWriter, r *Rendered, prefix string) {
-	if len(r.Unresolved) == 0 && len(r.Shared) == 0 && len(r.Warnings) == 0 {
+	if len(r.Unresolved) == 0 && len(r.Shared) == 0 && len(r.Refused) == 0 {
 		return
 	}
 	if prefix != "" {
@@ -145,8 +280,8 @@ func writeNotes(b *errWriter, r *Rendered, prefix string) {
 	for _, s := range r.Shared {
 		b.printf("%sSHARED: %s\n", prefix, s.Message())
 	}
-	for _, warn := range r.Warnings {
-		b.printf("%sWARNING: %s\n", prefix, warn)
+	for _, refused := range r.Refused {
+		b.printf("%sREFUSED: %s\n", prefix, refused.Message)
 	}
 }
 

@@ -21,6 +21,14 @@ type Pair struct {
 // Subject is the token subject Kubernetes issues for the pair's ServiceAccount: system:serviceaccount:NS:SA.
 func (p Pair) Subject() string { return Subject(p.Namespace, p.ServiceAccount) }
 
+// AllServiceAccounts is the ServiceAccount of a namespace pair: every ServiceAccount of the namespace, which GKE direct
+// federation grants as one principal set.
+const AllServiceAccounts = "*"
+
+// NamespaceSet says whether the pair stands for every ServiceAccount of its namespace: a GKE direct federation entry
+// whose serviceAccounts are ["*"] is granted principalSet://.../namespace/NS, not one principal per ServiceAccount.
+func (p Pair) NamespaceSet() bool { return p.ServiceAccount == AllServiceAccounts }
+
 // String is NS/SA.
 func (p Pair) String() string { return p.Namespace + "/" + p.ServiceAccount }
 
@@ -68,8 +76,14 @@ func Pairs(p *policy.Policy, names Names) ([]Pair, []Unresolved) {
 		id := &p.Spec.Identities[i]
 		namespaces, un := expand(id.Name, "namespaces", id.Namespaces, names.Namespaces)
 		unresolved = append(unresolved, un...)
-		serviceAccounts, un := expand(id.Name, "serviceAccounts", id.ServiceAccounts, names.ServiceAccounts)
-		unresolved = append(unresolved, un...)
+		var serviceAccounts []string
+		if namespaceSet(id) {
+			// GKE grants a namespace as one principal set: no ServiceAccount names are needed.
+			serviceAccounts = []string{AllServiceAccounts}
+		} else {
+			serviceAccounts, un = expand(id.Name, "serviceAccounts", id.ServiceAccounts, names.ServiceAccounts)
+			unresolved = append(unresolved, un...)
+		}
 		for _, ns := range namespaces {
 			for _, sa := range serviceAccounts {
 				m, ok := p.IdentityFor(ns, sa)
@@ -80,6 +94,13 @@ func Pairs(p *policy.Policy, names Names) ([]Pair, []Unresolved) {
 		}
 	}
 	return pairs, unresolved
+}
+
+// namespaceSet says whether an entry grants whole namespaces: GKE direct federation (a pool of the project, no
+// provider) for serviceAccounts ["*"]. Outside GKE a namespace set would depend on the provider's attribute mapping,
+// which the policy does not know, so those entries are expanded per ServiceAccount.
+func namespaceSet(id *policy.Identity) bool {
+	return id.GCP.Direct() && id.GCP.WorkloadIdentityProvider == "" && slices.Equal(id.ServiceAccounts, []string{AllServiceAccounts})
 }
 
 // expand turns patterns into sorted, distinct names: exact names as they are, globs matched against candidates.

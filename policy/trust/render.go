@@ -3,6 +3,7 @@ package trust
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -20,7 +21,7 @@ const (
 	awsWebIdentityAction    = "sts:AssumeRoleWithWebIdentity"
 	awsPolicyVersion        = "2012-10-17"
 	// AzureMaxCredentials is how many federated identity credentials one Azure managed identity can hold.
-	AzureMaxCredentials = 20
+	AzureMaxCredentials = keys.AzureMaxFederatedCredentials
 )
 
 // Options say what the cloud side trusts.
@@ -28,8 +29,12 @@ type Options struct {
 	// Issuer is the cluster's ServiceAccount token issuer (kube-apiserver --service-account-issuer), exactly as it
 	// appears in the tokens' iss claim. Required for AWS and Azure.
 	Issuer string
-	// WorkloadPool overrides the GKE workload pool (default: PROJECT.svc.id.goog of each Google service account).
+	// WorkloadPool overrides the GKE workload pool of entries that name none (default: PROJECT.svc.id.goog of each
+	// Google service account).
 	WorkloadPool string
+	// EKSClusterARN is the EKS cluster whose Pod Identity associations are rendered and checked. Required for EKS Pod
+	// Identity entries.
+	EKSClusterARN string
 }
 
 // ValidateIssuer checks that an issuer is an https URL without query or fragment, as AWS and Azure require.
@@ -76,38 +81,77 @@ func GCPProject(email string) string {
 	return strings.TrimSuffix(domain, ".iam.gserviceaccount.com")
 }
 
-// GCPMember is the IAM principal of a pair: on GKE serviceAccount:POOL[NS/SA]; through a workload identity provider
-// outside GKE the pool's principal for the token subject.
+// GCPMember is the IAM principal of a pair: on GKE serviceAccount:POOL[NS/SA] for impersonation, and for direct
+// federation the principal:// of the ServiceAccount in the pool of the project number (principalSet:// of the
+// namespace for a namespace pair, NS/*); through a workload identity provider outside GKE the pool's principal for the
+// token subject.
 func GCPMember(p Pair, workloadPool string) string {
-	if provider := p.Match.Identity.GCP.WorkloadIdentityProvider; provider != "" {
+	g := p.Match.Identity.GCP
+	if provider := g.WorkloadIdentityProvider; provider != "" {
 		poolPath, _, _ := strings.Cut(provider, "/providers/")
 		return "principal://iam.googleapis.com/" + poolPath + "/subject/" + p.Subject()
 	}
-	if workloadPool == "" {
-		workloadPool = GCPProject(p.Match.GCPServiceAccount) + ".svc.id.goog"
+	pool := gkePool(p, workloadPool)
+	if g.Direct() {
+		base := "iam.googleapis.com/projects/" + g.ProjectNumber + "/locations/global/workloadIdentityPools/" + pool
+		if p.NamespaceSet() {
+			return "principalSet://" + base + "/namespace/" + p.Namespace
+		}
+		return "principal://" + base + "/subject/ns/" + p.Namespace + "/sa/" + p.ServiceAccount
 	}
-	return "serviceAccount:" + workloadPool + "[" + p.Namespace + "/" + p.ServiceAccount + "]"
+	return "serviceAccount:" + pool + "[" + p.Namespace + "/" + p.ServiceAccount + "]"
+}
+
+// gkePool is the GKE workload pool of a pair: the entry's, else the one given, else its Google service account's
+// project's.
+func gkePool(p Pair, workloadPool string) string {
+	switch {
+	case p.Match.Identity.GCP.WorkloadPool != "":
+		return p.Match.Identity.GCP.WorkloadPool
+	case workloadPool != "":
+		return workloadPool
+	}
+	return GCPProject(p.Match.GCPServiceAccount) + ".svc.id.goog"
 }
 
 // Rendered is the cloud side of a policy.
 type Rendered struct {
-	Issuer     string          `json:"issuer,omitempty"`
-	AWS        []AWSRole       `json:"aws,omitempty"`
-	Azure      []AzureIdentity `json:"azure,omitempty"`
-	GCP        []GCPBinding    `json:"gcp,omitempty"`
-	Unresolved []Unresolved    `json:"unresolved,omitempty"`
+	Issuer string          `json:"issuer,omitempty"`
+	AWS    []AWSRole       `json:"aws,omitempty"`
+	Azure  []AzureIdentity `json:"azure,omitempty"`
+	GCP    []GCPBinding    `json:"gcp,omitempty"`
+	// GCPDirect are the principals of direct federation, which get IAM roles on the resources Flux reads;
+	// GCPResourceRoles says which roles on which kind of resource (the policy does not name the resources).
+	GCPDirect        []GCPPrincipal    `json:"gcpDirect,omitempty"`
+	GCPResourceRoles []GCPResourceRole `json:"gcpResourceRoles,omitempty"`
+	// EKSCluster is the cluster of the EKS Pod Identity associations (AWS roles' Associations).
+	EKSCluster string       `json:"eksCluster,omitempty"`
+	Unresolved []Unresolved `json:"unresolved,omitempty"`
 	// Shared are identities a template gives to ServiceAccounts that differ in a name it uses.
 	Shared []Shared `json:"shared,omitempty"`
-	// Warnings are limits the cloud will enforce that the rendered side runs into.
-	Warnings []string `json:"warnings,omitempty"`
+	// Refused is what the cloud will refuse to hold as rendered (an Azure identity over its federated credentials, a
+	// Pod Identity role of another account than the cluster).
+	Refused []Refusal `json:"refused,omitempty"`
+}
+
+// Refusal is one thing the cloud will refuse, and the fix.
+type Refusal struct {
+	Cloud policy.Cloud `json:"cloud"`
+	// Target is the client ID or role ARN.
+	Target string `json:"target"`
+	// Identities are the policy entries that give it what it cannot hold.
+	Identities []string `json:"identities"`
+	Message    string   `json:"message"`
 }
 
 // AWSRole is the trust policy one IAM role needs: one statement per audience, trusting every ServiceAccount that
-// the policy maps to the role.
+// the policy maps to the role through IRSA, and one statement per namespace for those it reaches through EKS Pod
+// Identity, which also need their associations.
 type AWSRole struct {
-	RoleARN         string         `json:"roleARN"`
-	ServiceAccounts []string       `json:"serviceAccounts"`
-	TrustPolicy     PolicyDocument `json:"trustPolicy"`
+	RoleARN         string                   `json:"roleARN"`
+	ServiceAccounts []string                 `json:"serviceAccounts"`
+	TrustPolicy     PolicyDocument           `json:"trustPolicy"`
+	Associations    []PodIdentityAssociation `json:"associations,omitempty"`
 }
 
 // PolicyDocument is an IAM policy document as AWS prints it.
@@ -116,12 +160,23 @@ type PolicyDocument struct {
 	Statement []Statement `json:"Statement"`
 }
 
-// Statement is one IAM policy statement of a web identity trust policy.
+// Statement is one IAM policy statement of a trust policy: web identity (IRSA) or the EKS Pod Identity service.
 type Statement struct {
 	Effect    string                    `json:"Effect"`
 	Principal map[string]string         `json:"Principal"`
-	Action    string                    `json:"Action"`
+	Action    Actions                   `json:"Action"`
 	Condition map[string]map[string]any `json:"Condition"`
+}
+
+// Actions are a statement's actions, written as one string when there is one, as AWS prints them.
+type Actions []string
+
+// MarshalJSON writes one action as a string and several as a list.
+func (a Actions) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
 }
 
 // AzureIdentity is a managed identity (or app registration) and the federated credentials it needs.
@@ -159,22 +214,36 @@ type GCPBinding struct {
 	Members        []string `json:"members"`
 }
 
-// ErrIssuerRequired is returned when AWS or Azure pairs are rendered without an issuer.
-var ErrIssuerRequired = errors.New("--issuer is required for AWS and Azure identities")
+// ErrIssuerRequired is returned when AWS IRSA or Azure pairs are rendered without an issuer.
+var ErrIssuerRequired = errors.New("--issuer is required for AWS (irsa) and Azure identities")
+
+// ErrEKSClusterRequired is returned when EKS Pod Identity pairs are rendered or checked without a cluster.
+var ErrEKSClusterRequired = errors.New("--eks-cluster-arn is required for EKS Pod Identity identities " +
+	"(their associations name the cluster)")
+
+// NeedsIssuer says whether the pair's cloud side names the cluster's token issuer: IRSA and Azure do; GCP names a pool
+// and EKS Pod Identity trusts the EKS service.
+func NeedsIssuer(p Pair) bool {
+	return p.Match.Cloud == policy.CloudAzure || p.Match.Cloud == policy.CloudAWS && !p.Match.Identity.AWS.PodIdentity()
+}
+
+// NeedsEKSCluster says whether the pair is reached through EKS Pod Identity, whose associations name a cluster.
+func NeedsEKSCluster(p Pair) bool {
+	return p.Match.Cloud == policy.CloudAWS && p.Match.Identity.AWS.PodIdentity()
+}
 
 // Render builds the cloud side for pairs, grouped per role, client ID and Google service account in the order they
 // first appear, and reports the identities a template shares (see Shared). clouds limits the output (all when empty).
 func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Options) (*Rendered, error) {
 	r := &Rendered{Issuer: o.Issuer, Unresolved: unresolved}
 	want := func(c policy.Cloud) bool { return len(clouds) == 0 || slices.Contains(clouds, c) }
-	needIssuer := false
+	var rendered []Pair
 	for _, p := range pairs {
-		if (p.Match.Cloud == policy.CloudAWS && want(policy.CloudAWS)) ||
-			(p.Match.Cloud == policy.CloudAzure && want(policy.CloudAzure)) {
-			needIssuer = true
+		if want(p.Match.Cloud) {
+			rendered = append(rendered, p)
 		}
 	}
-	if needIssuer {
+	if slices.ContainsFunc(rendered, NeedsIssuer) {
 		if o.Issuer == "" {
 			return nil, ErrIssuerRequired
 		}
@@ -182,15 +251,20 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 			return nil, err
 		}
 	}
+	if slices.ContainsFunc(rendered, NeedsEKSCluster) {
+		if o.EKSClusterARN == "" {
+			return nil, ErrEKSClusterRequired
+		}
+		if err := ValidateEKSClusterARN(o.EKSClusterARN); err != nil {
+			return nil, err
+		}
+		r.EKSCluster = o.EKSClusterARN
+	}
 	aws := map[string]int{}
 	azure := map[string]int{}
+	azureEntries := map[string][]string{} // identity key -> entry per credential
 	gcp := map[string]int{}
-	var rendered []Pair
-	for _, p := range pairs {
-		if !want(p.Match.Cloud) {
-			continue
-		}
-		rendered = append(rendered, p)
+	for _, p := range rendered {
 		switch p.Match.Cloud {
 		case policy.CloudAWS:
 			i, ok := aws[p.Match.RoleARN]
@@ -200,7 +274,11 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 				r.AWS = append(r.AWS, AWSRole{RoleARN: p.Match.RoleARN,
 					TrustPolicy: PolicyDocument{Version: awsPolicyVersion}})
 			}
-			r.AWS[i].add(p, o.Issuer)
+			if p.Match.Identity.AWS.PodIdentity() {
+				r.AWS[i].addPodIdentity(p, o.EKSClusterARN)
+			} else {
+				r.AWS[i].add(p, o.Issuer)
+			}
 		case policy.CloudAzure:
 			a := p.Match.Identity.Azure
 			id := newAzureIdentity(a)
@@ -214,7 +292,13 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 			r.Azure[i].Credentials = append(r.Azure[i].Credentials, FederatedCredential{
 				Name: CredentialName(p), Issuer: o.Issuer, Subject: p.Subject(), Audiences: []string{keys.AzureAudience},
 			})
+			azureEntries[key] = append(azureEntries[key], p.Match.Identity.Name)
 		case policy.CloudGCP:
+			if p.Match.Identity.GCP.Direct() {
+				r.GCPDirect = append(r.GCPDirect, GCPPrincipal{Identity: p.Match.Identity.Name,
+					ServiceAccount: p.String(), Member: GCPMember(p, o.WorkloadPool)})
+				continue
+			}
 			gsa := p.Match.GCPServiceAccount
 			i, ok := gcp[gsa]
 			if !ok {
@@ -225,18 +309,42 @@ func Render(pairs []Pair, unresolved []Unresolved, clouds []policy.Cloud, o Opti
 			r.GCP[i].Members = append(r.GCP[i].Members, GCPMember(p, o.WorkloadPool))
 		}
 	}
+	if len(r.GCPDirect) > 0 {
+		r.GCPResourceRoles = GCPResourceRoles
+	}
 	r.Shared = shared(rendered)
 	for _, a := range r.Azure {
 		if len(a.Credentials) > AzureMaxCredentials {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("azure client ID %s needs %d federated credentials; "+
-				"a managed identity holds at most %d: split the entry across identities", a.ClientID,
-				len(a.Credentials), AzureMaxCredentials))
+			r.Refused = append(r.Refused, azureOverLimit(a, azureEntries[a.Cloud+"/"+a.ClientID]))
 		}
 	}
+	r.Refused = append(r.Refused, crossAccountRoles(r.AWS, o.EKSClusterARN)...)
 	return r, nil
 }
 
-// add trusts one more pair: its subject joins the statement for its audience, or a new statement is started.
+// azureOverLimit says which entries give identity a more federated credentials than Azure holds on one identity, and
+// how to split them.
+func azureOverLimit(a AzureIdentity, entries []string) Refusal {
+	var order []string
+	count := map[string]int{}
+	for _, e := range entries {
+		if count[e] == 0 {
+			order = append(order, e)
+		}
+		count[e]++
+	}
+	parts := make([]string, len(order))
+	for i, e := range order {
+		parts[i] = fmt.Sprintf("%s: %d", e, count[e])
+	}
+	return Refusal{Cloud: policy.CloudAzure, Target: a.ClientID, Identities: order,
+		Message: fmt.Sprintf("azure client ID %s needs %d federated credentials (%s) and Azure holds at most %d "+
+			"per identity: split the entries across managed identities, e.g. one per namespace", a.ClientID,
+			len(a.Credentials), strings.Join(parts, ", "), AzureMaxCredentials)}
+}
+
+// add trusts one more pair through IRSA: its subject joins the statement for its audience, or a new statement is
+// started.
 func (r *AWSRole) add(p Pair, issuer string) {
 	r.ServiceAccounts = append(r.ServiceAccounts, p.String())
 	audience := p.Match.Identity.AWS.Audience
@@ -259,7 +367,7 @@ func (r *AWSRole) add(p Pair, issuer string) {
 	r.TrustPolicy.Statement = append(r.TrustPolicy.Statement, Statement{
 		Effect:    "Allow",
 		Principal: map[string]string{"Federated": AWSProviderARN(r.RoleARN, issuer)},
-		Action:    awsWebIdentityAction,
+		Action:    Actions{awsWebIdentityAction},
 		Condition: map[string]map[string]any{"StringEquals": {key + ":sub": p.Subject(), key + ":aud": audience}},
 	})
 }

@@ -79,20 +79,25 @@ func TestRenderShellParses(t *testing.T) {
 	if err != nil {
 		t.Skip("bash is not installed")
 	}
-	p := loadTestPolicy(t)
-	pairs, unresolved := Pairs(p, testNames)
-	r, err := Render(pairs, unresolved, nil, Options{Issuer: testIssuer + "/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script bytes.Buffer
-	if err := WriteRendered(&script, FormatShell, r); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(t.Context(), bash, "-n")
-	cmd.Stdin = &script
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("bash -n: %v\n%s", err, out)
+	for _, p := range []*policy.Policy{loadTestPolicy(t), loadModels(t)} {
+		names := testNames
+		if p.Name == "trust-models" {
+			names = modelNames()
+		}
+		pairs, unresolved := Pairs(p, names)
+		r, err := Render(pairs, unresolved, nil, Options{Issuer: testIssuer + "/", EKSClusterARN: testCluster})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var script bytes.Buffer
+		if err := WriteRendered(&script, FormatShell, r); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.CommandContext(t.Context(), bash, "-n")
+		cmd.Stdin = &script
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: bash -n: %v\n%s", p.Name, err, out)
+		}
 	}
 }
 

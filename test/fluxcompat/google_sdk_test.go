@@ -127,6 +127,51 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
+// useInjectedConfiguration points this process's GOOGLE_APPLICATION_CREDENTIALS at the credential configuration the
+// pod's first container reads, with the files the kubelet would project (the token holding token); the one value
+// changed is where the volume is mounted.
+func useInjectedConfiguration(t *testing.T, pod *corev1.Pod, token string) {
+	t.Helper()
+	c := pod.Spec.Containers[0]
+	var credentials string
+	for _, e := range c.Env {
+		if e.Name == keys.EnvGoogleApplicationCredentials {
+			credentials = e.Value
+		}
+	}
+	if credentials == "" {
+		t.Fatalf("no %s in %+v", keys.EnvGoogleApplicationCredentials, c.Env)
+	}
+	local, mountPath := kubeletFiles(t, pod, c, credentials, token)
+	config, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(config), `"file":"`+mountPath+"/") {
+		t.Fatalf("the configuration's token file is not on the mounted volume: %s", config)
+	}
+	write(t, local, strings.ReplaceAll(string(config), `"file":"`+mountPath+"/", `"file":"`+filepath.Dir(local)+"/"))
+	t.Setenv(keys.EnvGoogleApplicationCredentials, local)
+	t.Setenv("HOME", t.TempDir()) // no gcloud configuration of this machine's user
+}
+
+// defaultGoogleToken is the token Google's library gets from this process's default credentials, through the stand-ins.
+func defaultGoogleToken(t *testing.T, endpoints *cloudEndpoints) *oauth2.Token {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: endpoints.transport()})
+	creds, err := google.FindDefaultCredentials(ctx, "https://www.googleapis.com/auth/cloud-platform")
+	if err != nil {
+		t.Fatalf("load the injected configuration: %v", err)
+	}
+	tok, err := creds.TokenSource.Token()
+	if err != nil {
+		t.Fatalf("token: %v (requests %v)", err, endpoints.all())
+	}
+	return tok
+}
+
 // TestGoogleLibraryUsesInjectedCredentialConfiguration: the external_account configuration full injection delivers is
 // what golang.org/x/oauth2/google loads from GOOGLE_APPLICATION_CREDENTIALS (FindDefaultCredentials): it reads the
 // projected token from the file the token projection produces, exchanges it at Google's STS for the workload identity
@@ -152,40 +197,9 @@ func TestGoogleLibraryUsesInjectedCredentialConfiguration(t *testing.T) {
 			}
 		})
 
-	pod := injectedPod(t, gcpPolicy, "flux-system", "image-automation-controller")
-	c := pod.Spec.Containers[0]
-	var credentials string
-	for _, e := range c.Env {
-		if e.Name == keys.EnvGoogleApplicationCredentials {
-			credentials = e.Value
-		}
-	}
-	if credentials == "" {
-		t.Fatalf("no %s in %+v", keys.EnvGoogleApplicationCredentials, c.Env)
-	}
-	local, mountPath := kubeletFiles(t, pod, c, credentials, token)
-	config, err := os.ReadFile(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(config), `"file":"`+mountPath+"/") {
-		t.Fatalf("the configuration's token file is not on the mounted volume: %s", config)
-	}
-	write(t, local, strings.ReplaceAll(string(config), `"file":"`+mountPath+"/", `"file":"`+filepath.Dir(local)+"/"))
-	t.Setenv(keys.EnvGoogleApplicationCredentials, local)
-	t.Setenv("HOME", t.TempDir()) // no gcloud configuration of this machine's user
+	useInjectedConfiguration(t, injectedPod(t, gcpPolicy, "flux-system", "image-automation-controller"), token)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: endpoints.transport()})
-	creds, err := google.FindDefaultCredentials(ctx, "https://www.googleapis.com/auth/cloud-platform")
-	if err != nil {
-		t.Fatalf("load the injected configuration: %v", err)
-	}
-	tok, err := creds.TokenSource.Token()
-	if err != nil {
-		t.Fatalf("token: %v (requests %v)", err, endpoints.all())
-	}
+	tok := defaultGoogleToken(t, endpoints)
 	if tok.AccessToken != "access-token-for-"+gsa {
 		t.Errorf("access token %q: not the impersonated Google service account's", tok.AccessToken)
 	}

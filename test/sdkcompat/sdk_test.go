@@ -1,6 +1,7 @@
 // Package sdkcompat proves that what full injection writes into a pod is what the real cloud SDKs read: the AWS SDK
 // for Go v2 default credential chain and azidentity's workload identity credential, each pointed at a local TLS
-// endpoint that records the token exchange (no internet).
+// endpoint that records the token exchange (no internet); and that the AWS SDK reaches EKS Pod Identity's agent, after
+// IRSA (podidentity_test.go).
 package sdkcompat
 
 import (
@@ -144,24 +145,29 @@ func (r *recorder) record(req *http.Request) url.Values {
 	return req.PostForm
 }
 
-func TestAWSSDKUsesInjectedWebIdentity(t *testing.T) {
-	var rec recorder
-	sts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+// webIdentitySTS is a local TLS STS that answers AssumeRoleWithWebIdentity with accessKeyID, recording each request.
+func webIdentitySTS(rec *recorder, accessKeyID string) *httptest.Server {
+	return httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		form := rec.record(req)
 		if form.Get("Action") != "AssumeRoleWithWebIdentity" {
 			http.Error(w, "unexpected action "+form.Get("Action"), http.StatusBadRequest)
 			return
 		}
 		w.Header().Set("Content-Type", "text/xml")
-		_, _ = fmt.Fprint(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+		_, _ = fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
-    <Credentials><AccessKeyId>AKIDFROMLOCALSTS</AccessKeyId><SecretAccessKey>secret</SecretAccessKey>
+    <Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>secret</SecretAccessKey>
       <SessionToken>session</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>
     <AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/flux/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>
   </AssumeRoleWithWebIdentityResult>
   <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>
-</AssumeRoleWithWebIdentityResponse>`)
+</AssumeRoleWithWebIdentityResponse>`, accessKeyID)
 	}))
+}
+
+func TestAWSSDKUsesInjectedWebIdentity(t *testing.T) {
+	var rec recorder
+	sts := webIdentitySTS(&rec, "AKIDFROMLOCALSTS")
 	defer sts.Close()
 
 	c, volumes := injectedContainer(t, "source-controller")

@@ -173,7 +173,9 @@ type gcpCredentialSource struct {
 // gcpInjection delivers the external_account configuration that Google's client libraries load from
 // GOOGLE_APPLICATION_CREDENTIALS (golang.org/x/oauth2/google CredentialsFromJSON), with the endpoints Flux's own gcp
 // provider uses (fluxcd/pkg/auth gcp NewTokenForServiceAccount): the configuration comes from a pod annotation through
-// the downward API, next to its token, in one projected volume.
+// the downward API, next to its token, in one projected volume. Direct federation has no impersonation URL, as Flux's
+// provider leaves it out for a ServiceAccount without a Google service account: the STS token is then the access token
+// (golang.org/x/oauth2 google/externalaccount Config.tokenSource).
 func gcpInjection(m policy.Match, inj *injection) error {
 	audience := keys.GCPAudiencePrefix + m.Identity.GCP.WorkloadIdentityProvider
 	config, err := json.Marshal(gcpCredentialConfig{
@@ -181,7 +183,7 @@ func gcpInjection(m policy.Match, inj *injection) error {
 		Audience:                       audience,
 		SubjectTokenType:               keys.GCPSubjectTokenType,
 		TokenURL:                       keys.GCPSTSTokenURL,
-		ServiceAccountImpersonationURL: keys.GCPImpersonationURL(m.GCPServiceAccount),
+		ServiceAccountImpersonationURL: impersonationURL(m.GCPServiceAccount),
 		CredentialSource:               gcpCredentialSource{File: path.Join(keys.GCPMountPath, keys.GCPTokenPath)},
 	})
 	if err != nil {
@@ -205,6 +207,15 @@ func gcpInjection(m policy.Match, inj *injection) error {
 		return []corev1.EnvVar{{Name: keys.EnvGoogleApplicationCredentials, Value: credentials}}
 	}
 	return nil
+}
+
+// impersonationURL is the credential configuration's service_account_impersonation_url for a Google service account,
+// and none for direct federation.
+func impersonationURL(gsa string) string {
+	if gsa == "" {
+		return ""
+	}
+	return keys.GCPImpersonationURL(gsa)
 }
 
 // TokenVolume is the projected volume of a token with the audience and lifetime, at file (its name left empty).

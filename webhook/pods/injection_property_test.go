@@ -67,6 +67,12 @@ identities:
       serviceAccount: flux-{serviceAccount}@my-project.iam.gserviceaccount.com
       workloadIdentityProvider: projects/123456789/locations/global/workloadIdentityPools/pool/providers/prov
     injection: full
+  - name: gcp-direct
+    namespaces: [gcp]
+    serviceAccounts: [direct]
+    gcp:
+      workloadIdentityProvider: projects/123456789/locations/global/workloadIdentityPools/pool/providers/prov
+    injection: full
 `
 
 func ParseInjectionPolicy(t testing.TB) *policy.Policy {
@@ -289,7 +295,11 @@ func TestFullInjectionProperties(t *testing.T) {
 			}
 			var n injectionCounts
 			for range injectionPropertyPods {
-				sa := []string{"plain", "options"}[g.Rand().IntN(2)]
+				sas := []string{"plain", "options"}
+				if cloud == policy.CloudGCP {
+					sas = append(sas, "direct") // direct federation: the same token, no impersonation
+				}
+				sa := sas[g.Rand().IntN(len(sas))]
 				checkInjectedPod(t, p, string(cloud), g.Pod(sa), &n)
 			}
 			t.Logf("%s: %+v", cloud, n)

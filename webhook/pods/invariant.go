@@ -21,7 +21,7 @@ import (
 // the patched pods themselves.
 
 // TokenWant is the token a pod's injected containers must read: the identity's audience and lifetime, and for GCP the
-// Google service account the credential configuration impersonates.
+// Google service account the credential configuration impersonates (none for direct federation).
 type TokenWant struct {
 	Cloud             policy.Cloud
 	Audience          string
@@ -181,7 +181,9 @@ func (w TokenWant) reach(c *containerView, vols volumes, annotations map[string]
 			keys.AnnotationGCPCredentialConfig)
 	case config.Audience != w.Audience:
 		return fmt.Sprintf("the credential configuration's audience is %q, not %q", verdict.Short(config.Audience), w.Audience)
-	case config.ServiceAccountImpersonationURL != keys.GCPImpersonationURL(w.GCPServiceAccount):
+	case config.ServiceAccountImpersonationURL != impersonationURL(w.GCPServiceAccount) && w.GCPServiceAccount == "":
+		return "the credential configuration impersonates a Google service account, and the identity is direct federation"
+	case config.ServiceAccountImpersonationURL != impersonationURL(w.GCPServiceAccount):
 		return "the credential configuration impersonates another Google service account than " + w.GCPServiceAccount
 	}
 	return w.tokenProblem(leadOf(c, vols, config.CredentialSource.File, "token file"))

@@ -60,8 +60,7 @@ func evaluate(p *policy.Policy, namespace string, sa *View) verdict.Verdict {
 			continue
 		}
 		v.Violations = append(v.Violations, verdict.Violation{RuleType: verdict.RuleIdentity, Rule: m.Identity.Name,
-			Mode: mode, Message: verdict.FitMessage(m.Identity.Name, verdict.WithDetail(
-				"annotation "+k+" is not granted by this identity: remove it", string(m.Cloud)+" identity")...)})
+			Mode: mode, Message: verdict.FitMessage(m.Identity.Name, notGranted(m, k)...)})
 	}
 	if len(sa.ImagePullSecrets) > 0 {
 		if mandate := PullSecretMandate(p, namespace); mandate != nil {
@@ -95,8 +94,24 @@ func PullSecretMandate(p *policy.Policy, namespace string) *policy.Mandate {
 	return strictest
 }
 
-// grantedByDefault accepts an optional key set to the value the cloud assumes anyway (the default STS audience).
+// grantedByDefault accepts an optional key set to the value the cloud assumes anyway (the default STS audience of
+// an IRSA identity).
 func grantedByDefault(m policy.Match, key, value string) bool {
-	return m.Cloud == policy.CloudAWS && key == keys.AnnotationAWSAudience && value == keys.AWSDefaultAudience &&
+	return m.Cloud == policy.CloudAWS && !m.Identity.AWS.PodIdentity() && key == keys.AnnotationAWSAudience &&
+		value == keys.AWSDefaultAudience &&
 		(m.Identity.AWS.Audience == "" || m.Identity.AWS.Audience == keys.AWSDefaultAudience)
+}
+
+// notGranted says why an identity key the entry does not grant is refused. Two keys change which identity the cloud's
+// code picks, and the message says so: a Google service account turns direct federation into impersonation (Flux's gcp
+// provider and GKE's metadata server impersonate whenever it is set), and an IRSA role wins over EKS Pod Identity in
+// the AWS SDK's credential chain.
+func notGranted(m policy.Match, key string) []string {
+	switch {
+	case key == keys.AnnotationGCPServiceAccount && m.Identity.GCP.Direct():
+		return []string{"annotation " + key + " turns direct federation into impersonation: remove it"}
+	case key == keys.AnnotationAWSRoleARN && m.Identity.AWS.PodIdentity():
+		return []string{"annotation " + key + " would win over EKS Pod Identity (IRSA comes first): remove it"}
+	}
+	return verdict.WithDetail("annotation "+key+" is not granted by this identity: remove it", string(m.Cloud)+" identity")
 }

@@ -15,9 +15,16 @@ func Metadata(m policy.Match) (annotations, labels map[string]string) {
 	switch m.Cloud {
 	case policy.CloudAWS:
 		a := m.Identity.AWS
-		annotations[keys.AnnotationAWSRoleARN] = m.RoleARN
-		if a.Audience != "" && a.Audience != keys.AWSDefaultAudience {
-			annotations[keys.AnnotationAWSAudience] = a.Audience
+		// EKS Pod Identity names the role in an association, never on the ServiceAccount: a role-arn there would make
+		// the pods' SDK take IRSA first (aws-sdk-go-v2 config resolveCredentialChain tries AWS_WEB_IDENTITY_TOKEN_FILE
+		// before the container credentials of AWS_CONTAINER_CREDENTIALS_FULL_URI). The EKS webhook still reads the
+		// regional STS and token lifetime annotations for Pod Identity pods (buildPodPatchConfig,
+		// Cache.GetCommonConfigurations).
+		if !a.PodIdentity() {
+			annotations[keys.AnnotationAWSRoleARN] = m.RoleARN
+			if a.Audience != "" && a.Audience != keys.AWSDefaultAudience {
+				annotations[keys.AnnotationAWSAudience] = a.Audience
+			}
 		}
 		if a.STSRegionalEndpoints != nil {
 			annotations[keys.AnnotationAWSSTSRegionalEndpoints] = strconv.FormatBool(*a.STSRegionalEndpoints)
@@ -34,7 +41,12 @@ func Metadata(m policy.Match) (annotations, labels map[string]string) {
 		}
 		labels = map[string]string{keys.LabelAzureUse: "true"}
 	case policy.CloudGCP:
-		annotations[keys.AnnotationGCPServiceAccount] = m.GCPServiceAccount
+		// Without a Google service account the entry is direct federation: Flux's gcp provider impersonates exactly
+		// when the ServiceAccount carries iam.gke.io/gcp-service-account (fluxcd/pkg/auth gcp getServiceAccountEmail,
+		// NewTokenForServiceAccount), and so does GKE's metadata server, so the key stays off.
+		if m.GCPServiceAccount != "" {
+			annotations[keys.AnnotationGCPServiceAccount] = m.GCPServiceAccount
+		}
 		if p := m.Identity.GCP.WorkloadIdentityProvider; p != "" {
 			annotations[keys.AnnotationGCPWorkloadIdentityProvider] = p
 		}

@@ -88,6 +88,56 @@ func TestServiceAccountMutation(t *testing.T) {
 			wantViolations: []string{"[azure-annotate] annotation iam.gke.io/gcp-service-account is not granted by this identity: remove it (azure identity)"},
 			wantMode:       policy.ModeEnforce,
 		},
+		"a GKE direct federation ServiceAccount gets no Google annotation, only its identity name": {
+			namespace:       "direct",
+			input:           `{"metadata":{"name":"gke-source","annotations":{"team":"a"}}}`,
+			wantAnnotations: map[string]string{"team": "a", keys.AnnotationIdentity: "gcp-gke-direct"},
+		},
+		"a Google service account on a GKE direct federation ServiceAccount is a violation, and the key is left for the mode to answer": {
+			namespace: "direct",
+			input:     `{"metadata":{"name":"gke-source","annotations":{"iam.gke.io/gcp-service-account":"admin@my-project.iam.gserviceaccount.com"}}}`,
+			wantAnnotations: map[string]string{
+				keys.AnnotationGCPServiceAccount: "admin@my-project.iam.gserviceaccount.com", keys.AnnotationIdentity: "gcp-gke-direct",
+			},
+			wantViolations: []string{"[gcp-gke-direct] annotation iam.gke.io/gcp-service-account turns direct federation into impersonation: remove it"},
+			wantMode:       policy.ModeEnforce,
+		},
+		"direct federation outside GKE writes Flux's provider annotation alone": {
+			namespace: "direct",
+			input:     `{"metadata":{"name":"wif-source"}}`,
+			wantAnnotations: map[string]string{
+				keys.AnnotationGCPWorkloadIdentityProvider: "projects/123456789/locations/global/workloadIdentityPools/" +
+					"flux-pool/providers/flux-prov",
+				keys.AnnotationIdentity: "gcp-direct-full",
+			},
+		},
+		"an EKS Pod Identity ServiceAccount gets no role ARN, and keeps the annotations the EKS webhook reads for it": {
+			namespace: "flux-system",
+			input:     `{"metadata":{"name":"flux-operator"}}`,
+			wantAnnotations: map[string]string{
+				keys.AnnotationAWSTokenExpiration: "3600", keys.AnnotationIdentity: "aws-pod-identity",
+			},
+		},
+		"a role ARN on an EKS Pod Identity ServiceAccount is a violation: IRSA would win": {
+			namespace: "flux-system",
+			input:     `{"metadata":{"name":"flux-operator","annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::111122223333:role/flux-operator"}}}`,
+			wantAnnotations: map[string]string{
+				keys.AnnotationAWSRoleARN:         "arn:aws:iam::111122223333:role/flux-operator",
+				keys.AnnotationAWSTokenExpiration: "3600", keys.AnnotationIdentity: "aws-pod-identity",
+			},
+			wantViolations: []string{"[aws-pod-identity] annotation eks.amazonaws.com/role-arn would win over EKS Pod Identity (IRSA comes first): remove it"},
+			wantMode:       policy.ModeEnforce,
+		},
+		"the default STS audience is not granted to an EKS Pod Identity ServiceAccount": {
+			namespace: "flux-system",
+			input:     `{"metadata":{"name":"flux-operator","annotations":{"eks.amazonaws.com/audience":"sts.amazonaws.com"}}}`,
+			wantAnnotations: map[string]string{
+				keys.AnnotationAWSAudience:        "sts.amazonaws.com",
+				keys.AnnotationAWSTokenExpiration: "3600", keys.AnnotationIdentity: "aws-pod-identity",
+			},
+			wantViolations: []string{"[aws-pod-identity] annotation eks.amazonaws.com/audience is not granted by this identity: remove it (aws identity)"},
+			wantMode:       policy.ModeEnforce,
+		},
 		"the default STS audience is tolerated on an AWS ServiceAccount": {
 			namespace: "flux-system",
 			input:     `{"metadata":{"name":"source-controller","annotations":{"eks.amazonaws.com/audience":"sts.amazonaws.com"}}}`,

@@ -24,6 +24,7 @@ type TrustOptions struct {
 	Namespaces      []string
 	ServiceAccounts []string
 	WorkloadPool    string
+	EKSClusterARN   string
 	Output          string
 }
 
@@ -40,7 +41,9 @@ func (o *TrustOptions) bindCloudFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Issuer, "issuer", "",
 		"The cluster's ServiceAccount token issuer URL, exactly as in the tokens' iss claim (required for AWS and Azure).")
 	fs.StringVar(&o.WorkloadPool, "workload-pool", "",
-		"GKE workload pool for serviceAccount:POOL[NS/SA] members (default: PROJECT.svc.id.goog of each Google service account).")
+		"GKE workload pool for serviceAccount:POOL[NS/SA] members of entries without gcp.workloadPool (default: PROJECT.svc.id.goog of each Google service account).")
+	fs.StringVar(&o.EKSClusterARN, "eks-cluster-arn", "",
+		"The EKS cluster of the Pod Identity associations, arn:aws:eks:REGION:ACCOUNT:cluster/NAME (required for aws.mechanism: podIdentity).")
 }
 
 // Validate checks the options; formats lists the output formats the command accepts.
@@ -62,10 +65,19 @@ func (o *TrustOptions) Validate(formats ...string) error {
 			errs = append(errs, fmt.Errorf("--issuer: %w", err))
 		}
 	}
+	if o.EKSClusterARN != "" {
+		if err := trust.ValidateEKSClusterARN(o.EKSClusterARN); err != nil {
+			errs = append(errs, fmt.Errorf("--eks-cluster-arn: %w", err))
+		}
+	}
 	if o.WorkloadPool != "" && !strings.HasSuffix(o.WorkloadPool, ".svc.id.goog") {
 		errs = append(errs, fmt.Errorf("--workload-pool must end in .svc.id.goog, got %q", o.WorkloadPool))
 	}
 	return errors.Join(errs...)
+}
+
+func (o *TrustOptions) options() trust.Options {
+	return trust.Options{Issuer: o.Issuer, WorkloadPool: o.WorkloadPool, EKSClusterARN: o.EKSClusterARN}
 }
 
 func (o *TrustOptions) clouds() []policy.Cloud {
@@ -125,29 +137,38 @@ func newTrustRenderCommand() *cobra.Command {
 	outFlags := pflag.NewFlagSet("output", pflag.ContinueOnError)
 	o.bindPolicyFlags(policyFlags)
 	o.bindCloudFlags(cloudFlags)
-	outFlags.StringVarP(&o.Output, "output", "o", o.Output, "Output format: text, json, yaml or shell (aws, az and gcloud commands).")
+	outFlags.StringVarP(&o.Output, "output", "o", o.Output, "Output format: text, json, yaml, shell (aws, az and gcloud "+
+		"commands), terraform or ack (the EKS Pod Identity associations as aws_eks_pod_identity_association or "+
+		"PodIdentityAssociation).")
 	cmd := &cobra.Command{
 		Use:   "render --policy FILE --issuer URL",
 		Short: "Print the trust policies, federated credentials and IAM bindings the policy needs",
 		Long: `For every namespace/ServiceAccount the policy maps, print what the cloud must trust:
-  AWS    one IAM role trust policy per role (sts:AssumeRoleWithWebIdentity from the issuer's OIDC provider,
-         StringEquals on ISSUER:sub and ISSUER:aud), every ServiceAccount of a role in one document;
-  Azure  one federated identity credential per ServiceAccount (issuer, subject, audience api://AzureADTokenExchange);
+  AWS    one IAM role trust policy per role, every ServiceAccount of a role in one document: IRSA
+         (sts:AssumeRoleWithWebIdentity from the issuer's OIDC provider, StringEquals on ISSUER:sub and ISSUER:aud);
+         EKS Pod Identity (pods.eks.amazonaws.com for sts:AssumeRole and sts:TagSession, StringEquals on the
+         aws:RequestTag/ eks-cluster-arn, kubernetes-namespace and kubernetes-service-account) and one association per
+         ServiceAccount in --eks-cluster-arn;
+  Azure  one federated identity credential per ServiceAccount (issuer, subject, audience api://AzureADTokenExchange),
+         at most 20 per identity;
   GCP    roles/iam.workloadIdentityUser on each Google service account for serviceAccount:POOL[NS/SA], or for the
-         principal:// of the subject when the entry names a workload identity provider.
+         principal:// of the subject when the entry names a workload identity provider; for direct federation the
+         ServiceAccount's own principal (principalSet:// of the namespace for serviceAccounts ["*"] on GKE) and the
+         roles Flux needs on the buckets, repositories, keys and topics it reads.
 Globs are expanded against --namespaces and --service-accounts; a glob that matches none of them is reported and
 makes the exit code 1, since its ServiceAccounts are missing from the output. So does a role or Google service
 account that a template gives to ServiceAccounts differing in a name it uses (a fixed value in another entry equal to
-one the template renders): those tenants would share one identity.`,
+one the template renders): those tenants would share one identity; and what the cloud will refuse (an Azure identity
+with more than 20 federated credentials, a Pod Identity role of another account than the cluster).`,
 		Example: `  flux-identity-webhook trust render --policy policy.yaml --issuer "$(kubectl get --raw /.well-known/openid-configuration | jq -r .issuer)"
   flux-identity-webhook trust render --policy policy.yaml --issuer https://oidc.eks.eu-west-1.amazonaws.com/id/ABC \
       --namespaces team-a,team-b --service-accounts flux-source -o shell > cloud-side.sh`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(trust.FormatText, trust.FormatJSON, trust.FormatYAML, trust.FormatShell); err != nil {
+			if err := o.Validate(trust.RenderFormats...); err != nil {
 				return err
 			}
-			return runTrustRender(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runTrustRender(o, cmd.OutOrStdout())
 		},
 	}
 	addSections(cmd,
@@ -158,22 +179,26 @@ one the template renders): those tenants would share one identity.`,
 	return cmd
 }
 
-func runTrustRender(o TrustOptions, stdout, stderr io.Writer) error {
+func runTrustRender(o TrustOptions, stdout io.Writer) error {
 	pairs, unresolved, err := o.pairs()
 	if err != nil {
 		return err
 	}
-	r, err := trust.Render(pairs, unresolved, o.clouds(), trust.Options{Issuer: o.Issuer, WorkloadPool: o.WorkloadPool})
+	r, err := trust.Render(pairs, unresolved, o.clouds(), o.options())
 	if err != nil {
 		return err
 	}
 	if err := trust.WriteRendered(stdout, o.Output, r); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
-	for _, w := range r.Warnings {
-		_, _ = fmt.Fprintln(stderr, "warning:", w)
-	}
 	var errs []error
+	if len(r.Refused) > 0 {
+		msgs := make([]string, len(r.Refused))
+		for i, refused := range r.Refused {
+			msgs[i] = refused.Message
+		}
+		errs = append(errs, fmt.Errorf("the cloud will refuse:\n  %s", strings.Join(msgs, "\n  ")))
+	}
 	if len(unresolved) > 0 {
 		msgs := make([]string, len(unresolved))
 		for i, u := range unresolved {
@@ -211,13 +236,18 @@ func newTrustCheckCommand() *cobra.Command {
   missing     nothing trusts it (or no document for its role, identity or Google service account was given);
   mismatched  a grant almost matches: the exact difference is printed (issuer, trailing slash, condition key,
               namespace, case, audience, role);
-  too-broad   a grant admits it and others too (StringLike wildcards, no sub or aud condition, principal sets,
-              flexible credentials).
+  too-broad   a grant admits it and others too (StringLike wildcards, no sub or aud condition, no Pod Identity
+              namespace, ServiceAccount or cluster tag condition, principal sets, allUsers, flexible credentials, a
+              project-level or admin role for direct federation).
 Any result but ok makes the exit code 1, and so does a glob in the policy that matched none of --namespaces /
 --service-accounts (its ServiceAccounts could not be checked). Documents:
-  AWS    aws iam get-role --role-name NAME (or aws iam list-roles): the role ARN is in the document;
+  AWS    aws iam get-role --role-name NAME (or aws iam list-roles): the role ARN is in the document; for EKS Pod
+         Identity also aws eks describe-pod-identity-association --cluster-name C --association-id ID;
   Azure  az identity federated-credential list ...: name the identity by client ID, CLIENT_ID=FILE;
-  GCP    gcloud iam service-accounts get-iam-policy EMAIL --format=json: name it, EMAIL=FILE.`,
+  GCP    gcloud iam service-accounts get-iam-policy EMAIL --format=json: name it, EMAIL=FILE; for direct federation
+         the IAM policy of each resource Flux reads, named RESOURCE=FILE (gs://BUCKET,
+         projects/P/locations/L/repositories/R, projects/P/locations/L/keyRings/K/cryptoKeys/C, projects/P/topics/T;
+         a bucket's policy names itself), ok when one grants the ServiceAccount's principal what Flux needs there.`,
 		Example: `  aws iam get-role --role-name flux-system > role.json
   az identity federated-credential list -g rg --identity-name flux > fic.json
   gcloud iam service-accounts get-iam-policy flux@proj.iam.gserviceaccount.com --format=json > gsa.json
@@ -251,8 +281,11 @@ func runTrustCheck(o TrustOptions, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.Issuer == "" && slices.ContainsFunc(pairs, func(p trust.Pair) bool { return p.Match.Cloud != policy.CloudGCP }) {
+	if o.Issuer == "" && slices.ContainsFunc(pairs, trust.NeedsIssuer) {
 		return trust.ErrIssuerRequired
+	}
+	if o.EKSClusterARN == "" && slices.ContainsFunc(pairs, trust.NeedsEKSCluster) {
+		return trust.ErrEKSClusterRequired
 	}
 	var docs trust.Documents
 	for _, arg := range args {
@@ -265,7 +298,7 @@ func runTrustCheck(o TrustOptions, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	findings := trust.Check(pairs, &docs, trust.Options{Issuer: o.Issuer, WorkloadPool: o.WorkloadPool})
+	findings := trust.Check(pairs, &docs, o.options())
 	report := trustCheckReport{Findings: findings, Unresolved: unresolved, Problems: trust.Problems(findings) + len(unresolved)}
 	if o.Output == trust.FormatText {
 		err = writeTrustCheckText(stdout, report)

@@ -116,11 +116,11 @@ func TestTrustCommands(t *testing.T) {
 		},
 		"render without an issuer for AWS is a usage error": {
 			args: []string{"trust", "render", "--policy", pol, "--cloud", "aws"}, wantCode: 2,
-			wantStderr: []string{"--issuer is required for AWS and Azure identities"},
+			wantStderr: []string{"--issuer is required for AWS (irsa) and Azure identities"},
 		},
 		"an unknown cloud, format and a plain-http issuer are all reported at once": {
 			args: []string{"trust", "render", "--policy", pol, "--cloud", "ibm", "-o", "xml", "--issuer", "http://x"}, wantCode: 2,
-			wantStderr: []string{`--cloud must be aws, azure or gcp, got "ibm"`, `-o must be one of text, json, yaml, shell, got "xml"`, "must be an https URL"},
+			wantStderr: []string{`--cloud must be aws, azure or gcp, got "ibm"`, `-o must be one of text, json, yaml, shell, terraform, ack, got "xml"`, "must be an https URL"},
 		},
 		"check exits 0 when every ServiceAccount is trusted exactly": {
 			args:       append(append([]string{"trust", "check", "--namespaces", "team-a"}, base...), role, clientID+creds, gsa+binding),
@@ -142,7 +142,7 @@ func TestTrustCommands(t *testing.T) {
 		"check refuses an IAM policy without its Google service account": {
 			args:       append(append([]string{"trust", "check"}, base...), binding),
 			wantCode:   2,
-			wantStderr: []string{"an IAM policy does not name its Google service account: pass it as EMAIL="},
+			wantStderr: []string{"an IAM policy does not name what it governs: pass it as EMAIL="},
 		},
 		"check needs at least one document": {
 			args: append([]string{"trust", "check"}, base...), wantCode: 2,
