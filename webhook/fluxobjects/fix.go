@@ -48,7 +48,7 @@ func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 		sa = fx.s.DecryptionServiceAccountName
 	}
 	if sa != "" {
-		if m, ok := fx.p.IdentityFor(ns, sa); ok && (cloud == "" || string(m.Cloud) == cloud) {
+		if m, ok := fx.p.IdentityFor(ns, sa); ok && objectLevel(m) && (cloud == "" || string(m.Cloud) == cloud) {
 			return sa, m, true
 		}
 	}
@@ -63,7 +63,8 @@ func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 				if globs { // a name the glob matches stands for it
 					name, shown = globSample.Replace(sa), "one of "+sa
 				}
-				if m, ok := fx.p.IdentityFor(ns, name); ok && m.Identity == id && (cloud == "" || string(m.Cloud) == cloud) {
+				if m, ok := fx.p.IdentityFor(ns, name); ok && m.Identity == id && objectLevel(m) &&
+					(cloud == "" || string(m.Cloud) == cloud) {
 					return shown, m, true
 				}
 			}
@@ -71,6 +72,12 @@ func (fx *fixer) account(cloud string) (string, policy.Match, bool) {
 	}
 	return "", policy.Match{}, false
 }
+
+// objectLevel says whether Flux objects can use the identity. EKS Pod Identity serves Flux's controllers only:
+// fluxcd/pkg/auth aws Provider.NewTokenForServiceAccount reads the ServiceAccount's eks.amazonaws.com/role-arn
+// (getRoleARN fails without one) for sts:AssumeRoleWithWebIdentity, and a Pod Identity ServiceAccount has none
+// (policy podIdentityScope).
+func objectLevel(m policy.Match) bool { return !m.Identity.AWS.PodIdentity() }
 
 // globSample turns a ServiceAccount glob into a name it matches.
 var globSample = strings.NewReplacer("*", "x", "?", "x")
@@ -288,7 +295,7 @@ func (fx *fixer) controllerIdentity(u fluxauth.Use) []string {
 }
 
 // checkAccount reports a ServiceAccount the object names that the policy does not map in the namespace, or maps to
-// another cloud than the object's.
+// another cloud than the object's, or to EKS Pod Identity, which Flux objects cannot use.
 func (fx *fixer) checkAccount(m *policy.Mandate, u fluxauth.Use, account string, violate violateFunc) {
 	s := fx.s
 	match, mapped := fx.p.IdentityFor(s.Namespace, account)
@@ -301,6 +308,8 @@ func (fx *fixer) checkAccount(m *policy.Mandate, u fluxauth.Use, account string,
 			field = fluxauth.FieldServiceAccountName
 		}
 		violate(m, u, field, "cloud\x00"+account, fx.wrongCloud(match))
+	case !objectLevel(match):
+		violate(m, u, fluxauth.FieldServiceAccountName, "podidentity\x00"+account, fx.podIdentity(account, ""))
 	}
 }
 
@@ -322,6 +331,8 @@ func (fx *fixer) checkLockdownAccount(m *policy.Mandate, u fluxauth.Use, account
 		violate(m, u, fluxauth.FieldServiceAccountName, "unmapped\x00"+account, fx.unmapped(account, u.Row.Lockdown))
 	case string(match.Cloud) != s.EffectiveProvider():
 		violate(m, u, fluxauth.FieldProvider, "cloud\x00"+account, fx.wrongCloud(match))
+	case !objectLevel(match):
+		violate(m, u, fluxauth.FieldServiceAccountName, "podidentity\x00"+account, fx.podIdentity(account, u.Row.Lockdown))
 	}
 }
 
@@ -345,6 +356,26 @@ func (fx *fixer) unmapped(account string, lockdown fluxauth.Lockdown) []string {
 	}
 	return []string{problem + ": map it to " + aCloud(cloud) + " identity in the policy", problem + ": map it in the policy",
 		"spec.serviceAccountName has no identity here: map it in the policy", "map spec.serviceAccountName in the policy"}
+}
+
+// podIdentity words a ServiceAccount whose identity is EKS Pod Identity, which Flux objects cannot use (objectLevel).
+func (fx *fixer) podIdentity(account string, lockdown fluxauth.Lockdown) []string {
+	what := "spec.serviceAccountName " + account
+	if lockdown != "" {
+		what = string(lockdown) + " " + account
+	}
+	problem := what + " uses EKS Pod Identity"
+	const why = " (Flux objects need IRSA)"
+	if other, m, ok := fx.account(fluxauth.ProviderAWS); ok {
+		use := "use " + other
+		if lockdown != "" {
+			use = "set spec.serviceAccountName: " + other
+		}
+		return []string{problem + why + ": " + use + suffix(m), problem + why + ": " + use, problem + ": " + use,
+			"spec.serviceAccountName uses EKS Pod Identity: " + use}
+	}
+	return []string{problem + why + ": map one with mechanism irsa", problem + ": map one with mechanism irsa",
+		"spec.serviceAccountName uses EKS Pod Identity: map one with mechanism irsa"}
 }
 
 func (fx *fixer) wrongCloud(match policy.Match) []string {

@@ -64,12 +64,16 @@ func (fx *fixer) decryptionBorrows() []string {
 // resolveVaultToken asks a token of the ServiceAccount itself, with the Vault address as audience), so it is not a
 // violation. "" when it is mapped.
 func (fx *fixer) kmsIdentity(m *policy.Mandate, account string, lockdown bool) string {
-	if _, mapped := fx.p.IdentityFor(fx.s.Namespace, account); mapped {
-		return ""
-	}
 	what := "spec.decryption.serviceAccountName " + account
 	if lockdown {
 		what = string(fluxauth.LockdownDecryption) + " " + account
+	}
+	if match, mapped := fx.p.IdentityFor(fx.s.Namespace, account); mapped {
+		if objectLevel(match) {
+			return ""
+		}
+		return verdict.FitMessage(m.Name, what+" uses EKS Pod Identity: AWS KMS keys will not decrypt (Flux objects need IRSA)",
+			what+" uses EKS Pod Identity: AWS KMS keys will not decrypt", "the decryption ServiceAccount uses EKS Pod Identity")
 	}
 	return verdict.FitMessage(m.Name, what+" has no cloud identity here: cloud KMS keys will not decrypt (a Vault role needs none)",
 		what+" has no cloud identity here: only a Vault role can use it", "the decryption ServiceAccount has no cloud identity here")

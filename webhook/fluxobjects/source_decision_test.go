@@ -548,6 +548,77 @@ mandates:
 	}
 }
 
+// EKS Pod Identity serves Flux's controllers only (policy podIdentityScope): a Flux object that names a Pod Identity
+// ServiceAccount of a Flux namespace would fail in fluxcd/pkg/auth aws NewTokenForServiceAccount for want of a
+// role-arn, so it is refused and pointed at an IRSA ServiceAccount; as a decryption ServiceAccount it is a warning.
+func TestPodIdentityServiceAccountsServeNoFluxObject(t *testing.T) {
+	const doc = `apiVersion: fluxidentity.dev/v1alpha1
+kind: IdentityPolicy
+identities:
+  - name: controllers
+    namespaces: [flux-system]
+    serviceAccounts: [source-controller, kustomize-controller]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/flux-controllers", mechanism: podIdentity}
+%s
+mandates:
+  - name: strict
+    namespaces: [flux-system]
+    allowControllerIdentity: true
+`
+	const irsa = `  - name: ci
+    namespaces: [flux-system]
+    serviceAccounts: [flux-ci]
+    aws: {roleARN: "arn:aws:iam::111122223333:role/flux-ci"}`
+	oci := fluxauth.Object{Kind: "OCIRepository", Namespace: "flux-system", Name: "app", Provider: "aws",
+		ServiceAccountName: "source-controller", Address: ecrURL}
+	sops := fluxauth.Object{Kind: "Kustomization", Namespace: "flux-system", Name: "apps", Decryption: true,
+		DecryptionServiceAccountName: "kustomize-controller"}
+	tests := map[string]struct {
+		irsa         string
+		obj          fluxauth.Object
+		want, warned []string
+	}{
+		"a source naming a Pod Identity ServiceAccount is told to map one with IRSA": {
+			obj: oci,
+			want: []string{"[strict] spec.serviceAccountName source-controller uses EKS Pod Identity: map one with " +
+				"mechanism irsa"},
+		},
+		"a source naming a Pod Identity ServiceAccount is pointed at the IRSA one beside it": {
+			irsa: irsa, obj: oci,
+			want: []string{"[strict] spec.serviceAccountName source-controller uses EKS Pod Identity (Flux objects need " +
+				"IRSA): use flux-ci"},
+		},
+		"the IRSA ServiceAccount is compliant": {
+			irsa: irsa, obj: func() fluxauth.Object { o := oci; o.ServiceAccountName = "flux-ci"; return o }(),
+		},
+		"a decryption ServiceAccount with Pod Identity decrypts no AWS KMS key: a warning": {
+			obj: sops,
+			warned: []string{"[strict] spec.decryption.serviceAccountName kustomize-controller uses EKS Pod Identity: AWS " +
+				"KMS keys will not decrypt"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p, err := policy.Parse("podidentity.yaml", []byte(fmt.Sprintf(doc, tc.irsa)), admissiontest.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := fluxobjects.Evaluate(p, tc.obj, admissiontest.Now)
+			var got []string
+			for _, v := range d.Violations {
+				got = append(got, v.Message)
+				checkMessage(t, v, tc.obj)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("messages =\n  %q\nwant\n  %q", got, tc.want)
+			}
+			if !slices.Equal(d.Warnings, tc.warned) {
+				t.Errorf("warnings =\n  %q\nwant\n  %q", d.Warnings, tc.warned)
+			}
+		})
+	}
+}
+
 func TestFixesPointAtAGlobWhenNoServiceAccountIsNamedLiterally(t *testing.T) {
 	p, err := policy.Parse("glob.yaml", []byte(`apiVersion: fluxidentity.dev/v1alpha1
 kind: IdentityPolicy
