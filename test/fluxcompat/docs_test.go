@@ -3,6 +3,7 @@ package fluxcompat
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -25,7 +26,7 @@ import (
 // mirrors its code.
 const sourceControllerModule = "github.com/fluxcd/source-controller@v1.9.6"
 
-// corpusPolicy mandates everything everywhere, TLS and proxy secrets included, and maps a handful of ServiceAccounts
+// corpusPolicy mandates everything everywhere, every opt-in included, and maps a handful of ServiceAccounts
 // so that the documentation's object-level identity examples meet both mapped and unmapped names.
 const corpusPolicy = `apiVersion: fluxidentity.dev/v1alpha1
 kind: IdentityPolicy
@@ -43,7 +44,7 @@ identities:
 mandates:
   - name: everything
     namespaces: ["*"]
-    cover: [tlsClientKeys, proxyCredentials]
+    cover: [tlsClientKeys, proxyCredentials, sopsPrivateKeys, receiverTokens]
 `
 
 // readmeRow is a row of the README's credential table.
@@ -172,28 +173,35 @@ func predict(t *testing.T, rows []readmeRow, p *policy.Policy, obj map[string]an
 
 var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 
-// TestFluxDocumentationExamplesGetTheREADMEsDecision runs every Flux source in source-controller's own documentation
-// (docs/spec/v1*/*.md of the release the model mirrors, read from the module cache at test time) through
-// `policy explain` under a mandate covering everything, and checks each decision against what the README's credential
-// table predicts.
-func TestFluxDocumentationExamplesGetTheREADMEsDecision(t *testing.T) {
-	dir := moduleDir(t, sourceControllerModule)
-	files, err := filepath.Glob(filepath.Join(dir, "docs", "spec", "v1*", "*.md"))
+// corpus is documentation of a module release: the markdown files of glob under the module's root.
+type corpus struct{ module, glob string }
+
+// example is a YAML document of a documentation example: where it is, its parsed form and its namespace.
+type example struct {
+	file, doc, namespace string
+	obj                  map[string]any
+}
+
+func (e example) kind() string { k, _ := e.obj["kind"].(string); return k }
+
+func (e example) group() string {
+	apiVersion, _ := e.obj["apiVersion"].(string)
+	group, _, found := strings.Cut(apiVersion, "/")
+	if !found {
+		return "" // v1: the core group
+	}
+	return group
+}
+
+// examples reads every YAML document of a corpus's code blocks (read from the module cache at test time).
+func examples(t *testing.T, c corpus) []example {
+	t.Helper()
+	dir := moduleDir(t, c.module)
+	files, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(c.glob)))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no documentation in %s: %v", dir, err)
+		t.Fatalf("no documentation %s in %s: %v", c.glob, dir, err)
 	}
-	rows := readmeTable(t)
-	work := t.TempDir()
-	policyPath := filepath.Join(work, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(corpusPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := policy.Load(policyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kinds := []string{"GitRepository", "OCIRepository", "HelmRepository", "Bucket", "ImageRepository"}
-	stats := map[string]int{}
+	var out []example
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -203,10 +211,7 @@ func TestFluxDocumentationExamplesGetTheREADMEsDecision(t *testing.T) {
 		for _, block := range yamlBlock.FindAllStringSubmatch(string(data), -1) {
 			for _, doc := range strings.Split(block[1], "\n---") {
 				var obj map[string]any
-				if yaml.Unmarshal([]byte(doc), &obj) != nil {
-					continue
-				}
-				if kind, _ := obj["kind"].(string); !slices.Contains(kinds, kind) {
+				if yaml.Unmarshal([]byte(doc), &obj) != nil || obj == nil {
 					continue
 				}
 				namespace := "default"
@@ -215,33 +220,139 @@ func TestFluxDocumentationExamplesGetTheREADMEsDecision(t *testing.T) {
 						namespace = ns
 					}
 				}
-				apiVersion, _ := obj["apiVersion"].(string)
-				if group, _, _ := strings.Cut(apiVersion, "/"); group != "source.toolkit.fluxcd.io" &&
-					group != "image.toolkit.fluxcd.io" {
-					// A typo in Flux's docs (source.toolkit.fluccd.io): the API server never sends such an object
-					// to the webhook, and explain must not judge it as a source either.
-					got, message := explain(t, policyPath, doc)
-					stats["not a Flux group"]++
-					if got != "errored" || !strings.Contains(message, "is not a Flux source") {
-						t.Errorf("%s, %s %s: explain says %s (%s), want it to refuse to judge another group",
-							rel, apiVersion, obj["kind"], got, message)
-					}
-					continue
-				}
-				want := predict(t, rows, p, obj, namespace)
-				got, message := explain(t, policyPath, doc)
-				stats[got]++
-				if (got == "denied") != (len(want) > 0) {
-					t.Errorf("%s, %s %s: explain says %s (%s), the README's table predicts refusing %q\n%s",
-						rel, obj["apiVersion"], obj["kind"], got, message, want, doc)
-				}
+				out = append(out, example{file: c.module + "/" + rel, doc: doc, namespace: namespace, obj: obj})
 			}
 		}
+	}
+	return out
+}
+
+// corpusFixture writes corpusPolicy for explain and loads it for the predictions.
+func corpusFixture(t *testing.T) (string, *policy.Policy) {
+	t.Helper()
+	policyPath := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte(corpusPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load(policyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policyPath, p
+}
+
+var sourceKinds = []string{"GitRepository", "OCIRepository", "HelmRepository", "Bucket", "ImageRepository"}
+
+// TestFluxDocumentationExamplesGetTheREADMEsDecision runs every Flux source in source-controller's own documentation
+// (docs/spec/v1*/*.md of the release the model mirrors) through `policy explain` under a mandate covering everything,
+// and checks each decision against what the README's credential table predicts.
+func TestFluxDocumentationExamplesGetTheREADMEsDecision(t *testing.T) {
+	rows := readmeTable(t)
+	policyPath, p := corpusFixture(t)
+	stats := map[string]int{}
+	for _, e := range examples(t, corpus{module: sourceControllerModule, glob: "docs/spec/v1*/*.md"}) {
+		if !slices.Contains(sourceKinds, e.kind()) {
+			continue
+		}
+		if g := e.group(); g != "source.toolkit.fluxcd.io" && g != "image.toolkit.fluxcd.io" {
+			// A typo in Flux's docs (source.toolkit.fluccd.io): the API server never sends such an object
+			// to the webhook, and explain must not judge it as a source either.
+			got, message := explain(t, policyPath, e.doc)
+			stats["not a Flux group"]++
+			if got != "errored" || !strings.Contains(message, "is not a Flux object this webhook validates") {
+				t.Errorf("%s, %s %s: explain says %s (%s), want it to refuse to judge another group",
+					e.file, e.obj["apiVersion"], e.kind(), got, message)
+			}
+			continue
+		}
+		stats[judge(t, policyPath, e, predict(t, rows, p, e.obj, e.namespace))]++
 	}
 	if stats["denied"] < 20 || stats["allowed"] < 10 {
 		t.Errorf("decisions %v: the corpus proves too little", stats)
 	}
 	t.Logf("decisions over Flux's documentation examples: %v", stats)
+}
+
+// TestFluxObjectDocumentationExamplesGetTheREADMEsDecision does the same for the documentation of Flux's other
+// objects (Kustomization, HelmRelease, notification Provider and Receiver, ImageUpdateAutomation,
+// ResourceSetInputProvider), the SOPS Secrets the kustomize-controller docs show, and the sources met there too.
+func TestFluxObjectDocumentationExamplesGetTheREADMEsDecision(t *testing.T) {
+	rows := readmeTable(t)
+	policyPath, p := corpusFixture(t)
+	stats := map[string]map[string]int{}
+	for _, c := range objectDocs {
+		for _, e := range examples(t, c) {
+			var want []string
+			group, ours := objectGroups[e.kind()]
+			switch {
+			case ours && e.group() == group:
+				want = predictObject(rows, p, e.obj, e.namespace)
+			case slices.Contains(sourceKinds, e.kind()):
+				want = predict(t, rows, p, e.obj, e.namespace)
+			case ours:
+				// Another group's kind of the same name: the API server never sends it, and explain must not judge it.
+				if got, message := explain(t, policyPath, e.doc); got != "errored" {
+					t.Errorf("%s, %s %s: explain says %s (%s), want it to refuse to judge another group",
+						e.file, e.obj["apiVersion"], e.kind(), got, message)
+				}
+				continue
+			default:
+				continue // another kind (Alert, Deployment, ...)
+			}
+			if stats[e.kind()] == nil {
+				stats[e.kind()] = map[string]int{}
+			}
+			stats[e.kind()][judge(t, policyPath, e, want)]++
+		}
+	}
+	for kind := range objectGroups {
+		// Every kind is refused somewhere and admitted somewhere (a Secret without SOPS entries is skipped).
+		if s := stats[kind]; s["denied"] == 0 || s["allowed"]+s["warned"]+s["skipped"] == 0 {
+			t.Errorf("%s: decisions %v: the corpus proves too little", kind, s)
+		}
+	}
+	t.Logf("decisions over the documentation examples of Flux's other objects: %v", stats)
+}
+
+// judge runs an example through explain and fails the test unless it is denied exactly when want names a field, and
+// errored exactly when the example is not a valid object (the API server would refuse to decode it).
+func judge(t *testing.T, policyPath string, e example, want []string) string {
+	t.Helper()
+	got, message := explain(t, policyPath, e.doc)
+	if bad := malformed(e.obj); (got == "errored") != (bad != "") {
+		t.Errorf("%s, %s %s: explain says %s (%s); malformed: %q\n%s", e.file, e.obj["apiVersion"], e.kind(), got,
+			message, bad, e.doc)
+	} else if bad != "" {
+		return got // the API server would never send it: nothing to predict
+	}
+	if (got == "denied") != (len(want) > 0) {
+		t.Errorf("%s, %s %s: explain says %s (%s), the README's table predicts refusing %q\n%s",
+			e.file, e.obj["apiVersion"], e.kind(), got, message, want, e.doc)
+	}
+	return got
+}
+
+// malformed says why the API server could not decode an example the webhook reads (the docs elide parts of some): a
+// spec that is not an object, or a SOPS entry of a Secret's data that is not base64 (other entries are never read).
+func malformed(obj map[string]any) string {
+	if spec := obj["spec"]; spec != nil { // null is an empty spec
+		if _, isObject := spec.(map[string]any); !isObject {
+			return "spec is not an object"
+		}
+	}
+	if obj["kind"] == "Secret" {
+		data, _ := obj["data"].(map[string]any)
+		for key, v := range data {
+			s, _ := v.(string)
+			if sopsEntries(key) == "" {
+				continue
+			}
+			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+				return "data[" + key + "] is not base64"
+			}
+		}
+	}
+	return ""
 }
 
 // explain runs one document through `policy explain` (the server's handlers) and returns its decision.
