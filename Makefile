@@ -19,7 +19,6 @@ HELM_API_VERSION             := $(call gomod_version,github.com/fluxcd/helm-cont
 NOTIFICATION_API_VERSION     := $(call gomod_version,github.com/fluxcd/notification-controller/api)
 IMAGE_AUTOMATION_API_VERSION := $(call gomod_version,github.com/fluxcd/image-automation-controller/api)
 FLUX_OPERATOR_VERSION        := $(call gomod_version,github.com/controlplaneio-fluxcd/flux-operator)
-FLUX_CRDS_STAMP := $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_API_VERSION)-$(FLUX_OPERATOR_VERSION)-$(IMAGE_REFLECTOR_VERSION)-$(HELM_API_VERSION)-$(NOTIFICATION_API_VERSION)-$(IMAGE_AUTOMATION_API_VERSION)
 CONTROLLER_GEN_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
@@ -41,6 +40,8 @@ CERT_MANAGER_BIN := $(BIN)/cert-manager
 
 ENVTEST_BINS := $(BIN)/k8s
 FLUX_CRDS    := $(BIN)/crds
+# After FLUX_CRDS: a simple assignment expands it now (before, the stamp landed in /).
+FLUX_CRDS_STAMP := $(FLUX_CRDS)/.$(FLUX_SOURCE_VERSION)-$(KUSTOMIZE_API_VERSION)-$(FLUX_OPERATOR_VERSION)-$(IMAGE_REFLECTOR_VERSION)-$(HELM_API_VERSION)-$(NOTIFICATION_API_VERSION)-$(IMAGE_AUTOMATION_API_VERSION)
 export KUBEBUILDER_ASSETS := $(ENVTEST_BINS)
 export FLUX_CRDS_DIR      := $(FLUX_CRDS)
 export HELM               := $(BIN)/helm
