@@ -82,7 +82,9 @@ func (d *diagnosis) readRBAC(ctx context.Context) error {
 }
 
 // tokenPermissions is what the ClusterRoleBindings grant a controller's ServiceAccount.
-func (d *diagnosis) tokenPermissions(namespace, name string) grants { return d.rbac[namespace+"/"+name] }
+func (d *diagnosis) tokenPermissions(namespace, name string) grants {
+	return d.rbac[namespace+"/"+name]
+}
 
 // rulesGrant says which of the two permissions rules grant for any ServiceAccount (pkg/apis/rbac/v1 RuleAllows).
 func rulesGrant(rules []rbacv1.PolicyRule) grants {
