@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -280,6 +281,20 @@ var _ = Describe("doctor on Flux's own distribution", func() {
 		}
 		for _, f := range findings {
 			Expect(f["fix"]).NotTo(BeEmpty(), "%v", f)
+		}
+		By("holding the token permission findings to the API server's own RBAC authorizer")
+		for _, c := range distributionControllers {
+			review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:   "system:serviceaccount:" + ns + ":" + c,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: team, Verb: "create",
+					Resource: "serviceaccounts", Subresource: "token", Name: "flux-tenant"}}}
+			Expect(fluxClient().Create(ctx, review)).To(Succeed())
+			reported := slices.ContainsFunc(got, func(g string) bool {
+				return strings.HasPrefix(g, ns+"/deployment/"+c+": ServiceAccount "+ns+"/"+c+" may not create")
+			})
+			Expect(reported).To(Equal(!review.Status.Allowed), "%s: allowed %v (%s), reported %v", c,
+				review.Status.Allowed, review.Status.Reason, reported)
 		}
 
 		Expect(findingsBy(findings, "status")).To(ConsistOf(
