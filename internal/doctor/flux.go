@@ -89,8 +89,6 @@ type running struct {
 	// container is the index of the manager container in the pod template; args its command and arguments.
 	container int
 	args      []string
-	// fluxInstance names the FluxInstance whose operator renders the Deployment ("" when none does).
-	fluxInstance string
 }
 
 // gate is the value the controller gives the ObjectLevelWorkloadIdentity feature gate.
