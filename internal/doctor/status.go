@@ -282,6 +282,12 @@ func (d *diagnosis) diagnoseFailure(f *authFailure) (identity, why, fix string) 
 				"drop aws.audience from identity " + m.Identity.Name + " (and the aud condition of its trust policy), " +
 					"or give Flux's objects an identity of their own"
 		}
+		if f.marker != nil && f.marker.cause == causeTokenRequest {
+			// The API server refused the TokenRequest, and doctor could not read why (no controller, no RBAC read).
+			return identity, ctl + " may not create a token of ServiceAccount " + key,
+				"grant " + ctl + "'s ServiceAccount create on serviceaccounts/token and get on serviceaccounts in every " +
+					"namespace (Flux's install does through ClusterRole crd-controller)"
+		}
 		return identity, "the cloud refused the token of ServiceAccount " + key + ": its trust does not match the " +
 			"cluster's issuer, the subject system:serviceaccount:" + s.namespace + ":" + s.name + " or the audience", d.trustFix(s)
 	}
