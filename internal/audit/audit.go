@@ -138,18 +138,11 @@ func (a *Auditor) Result() Result {
 
 // Page decides every object of one page of a Flux kind's list (or of Secrets) and keeps the violating ones.
 func (a *Auditor) Page(ctx context.Context, list client.ObjectList) error {
-	items, err := apimeta.ExtractList(list)
+	objs, err := kubelist.LiveObjects(list)
 	if err != nil {
-		return fmt.Errorf("read %T: %w", list, err)
+		return err
 	}
-	for _, item := range items {
-		obj, ok := item.(client.Object)
-		if !ok {
-			return fmt.Errorf("%T holds a %T", list, item)
-		}
-		if obj.GetDeletionTimestamp() != nil {
-			continue
-		}
+	for _, obj := range objs {
 		if secret, ok := obj.(*corev1.Secret); ok {
 			uses := fluxauth.SecretUses(secret.Data)
 			if len(uses) == 0 {

@@ -83,18 +83,11 @@ func (d *diagnosis) readFluxKinds(ctx context.Context, aud *audit.Auditor) error
 // scanPage keeps the objects of one page whose status says authentication failed, and counts those that name a
 // ServiceAccount for their identity.
 func (d *diagnosis) scanPage(list client.ObjectList) error {
-	items, err := apimeta.ExtractList(list)
+	objs, err := kubelist.LiveObjects(list)
 	if err != nil {
-		return fmt.Errorf("read %T: %w", list, err)
+		return err
 	}
-	for _, item := range items {
-		obj, ok := item.(client.Object)
-		if !ok {
-			return fmt.Errorf("%T holds a %T", list, item)
-		}
-		if obj.GetDeletionTimestamp() != nil {
-			continue
-		}
+	for _, obj := range objs {
 		o, err := fluxauth.Of(obj)
 		if err != nil {
 			return err

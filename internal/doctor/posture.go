@@ -159,12 +159,12 @@ func (d *diagnosis) lockdownMismatch(r *running, l fluxauth.Lockdown) (mismatch,
 		return m, true
 	case !set && want != "":
 		m.problem = "runs without --" + flag + " but the policy's flux." + field + " is " + want + ": " +
-			lockdownConsequence(l, r.name)
+			lockdowns[l].without
 		m.fix = addArgCommand(r, "--"+flag+"="+want)
 		return m, true
 	case set:
 		d.notes = append(d.notes, fmt.Sprintf("%s/%s runs with --%s=%s: %s use that ServiceAccount of their own "+
-			"namespace", r.namespace, r.name, flag, running, lockdownSubjects(l)))
+			"namespace", r.namespace, r.name, flag, running, lockdowns[l].subjects))
 	case l == fluxauth.LockdownServiceAccount && len(tenantMandates(d.p)) > 0:
 		d.notes = append(d.notes, fmt.Sprintf("%s/%s runs without --%s: only the webhook keeps tenants' objects "+
 			"(mandates %s) off its identity", r.namespace, r.name, flag, strings.Join(tenantMandates(d.p), ", ")))
@@ -172,27 +172,19 @@ func (d *diagnosis) lockdownMismatch(r *running, l fluxauth.Lockdown) (mismatch,
 	return mismatch{}, false
 }
 
-func lockdownConsequence(l fluxauth.Lockdown, controller string) string {
-	switch l {
-	case fluxauth.LockdownDecryption:
-		return "a Kustomization's decryption without serviceAccountName gets " + controller + "'s own identity"
-	case fluxauth.LockdownKubeConfig:
-		return "a kubeconfig ConfigMap without serviceAccountName gets " + controller + "'s own identity"
-	}
-	return "an object without spec.serviceAccountName gets the controller's own identity"
+// lockdowns says, per lockdown flag, the field of the policy's flux section that declares it, whose identity it
+// decides, and what happens without it.
+var lockdowns = map[fluxauth.Lockdown]struct{ field, subjects, without string }{
+	fluxauth.LockdownServiceAccount: {"defaultServiceAccount", "objects without spec.serviceAccountName",
+		"an object without spec.serviceAccountName gets the controller's own identity"},
+	fluxauth.LockdownDecryption: {"defaultDecryptionServiceAccount", "decryptions without serviceAccountName",
+		"a Kustomization's decryption without serviceAccountName gets kustomize-controller's own identity"},
+	fluxauth.LockdownKubeConfig: {"defaultKubeConfigServiceAccount", "kubeconfig ConfigMaps without serviceAccountName",
+		"a kubeconfig ConfigMap without serviceAccountName gets the controller's own identity"},
 }
 
-func lockdownSubjects(l fluxauth.Lockdown) string {
-	switch l {
-	case fluxauth.LockdownDecryption:
-		return "decryptions without serviceAccountName"
-	case fluxauth.LockdownKubeConfig:
-		return "kubeconfig ConfigMaps without serviceAccountName"
-	}
-	return "objects without spec.serviceAccountName"
-}
-
-// policyLockdown is the policy's value for a lockdown flag; policyField names it in the flux section.
+// policyLockdown is the policy's value for a lockdown flag; policyField names it in the flux section. (webhook/fluxobjects
+// lockdownAccount answers the same for admission, unexported.)
 func policyLockdown(p *policy.Policy, l fluxauth.Lockdown) string {
 	switch l {
 	case fluxauth.LockdownDecryption:
@@ -203,15 +195,7 @@ func policyLockdown(p *policy.Policy, l fluxauth.Lockdown) string {
 	return p.Spec.Flux.DefaultServiceAccount
 }
 
-func policyField(l fluxauth.Lockdown) string {
-	switch l {
-	case fluxauth.LockdownDecryption:
-		return "defaultDecryptionServiceAccount"
-	case fluxauth.LockdownKubeConfig:
-		return "defaultKubeConfigServiceAccount"
-	}
-	return "defaultServiceAccount"
-}
+func policyField(l fluxauth.Lockdown) string { return lockdowns[l].field }
 
 // gateReasons says why a controller needs the ObjectLevelWorkloadIdentity gate, if it does: a lockdown flag it runs
 // with or the policy declares (a default ServiceAccount is an object-level identity); a mandate that makes tenants
