@@ -12,6 +12,7 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,6 +69,13 @@ func failing[T conditionSetter](obj T, typ, reason, message string) T {
 	obj.SetConditions([]metav1.Condition{{Type: typ, Status: status, Reason: reason, Message: message + " (" + leakyURL + ")"},
 		{Type: meta.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: "ProgressingWithRetry"}})
 	return obj
+}
+
+// helmOCIRepository is a tenant's oci HelmRepository with a cloud provider: it always borrows source-controller's
+// identity (no serviceAccountName, no lockdown).
+func helmOCIRepository() *sourcev1.HelmRepository {
+	return &sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "charts"},
+		Spec: sourcev1.HelmRepositorySpec{Type: "oci", Provider: "aws", URL: "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}}
 }
 
 func ociRepo(ns, name, provider, sa string) *sourcev1.OCIRepository {
@@ -165,15 +173,47 @@ func TestAuthenticationFailures(t *testing.T) {
 		},
 		"the controller's own identity, with a pod older than its ServiceAccount's annotation": {
 			change: func(p *posture) {
-				p.extra = append(p.extra, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "source-controller-x"},
-					Spec: corev1.PodSpec{ServiceAccountName: "source-controller", Containers: []corev1.Container{{Name: "manager"}}}})
+				p.extra = append(p.extra,
+					&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "source-controller-5d8f7",
+						OwnerReferences: owned("Deployment", "source-controller")}},
+					&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "source-controller-5d8f7-x",
+						OwnerReferences: owned("ReplicaSet", "source-controller-5d8f7")},
+						Spec: corev1.PodSpec{ServiceAccountName: "source-controller", Containers: []corev1.Container{{Name: "manager"}}}})
 			},
-			object: failing(&sourcev1.HelmRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "charts"},
-				Spec: sourcev1.HelmRepositorySpec{Type: "oci", Provider: "aws", URL: "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}},
-				meta.ReadyCondition, sourcev1.AuthenticationFailedReason, "failed to create provider access token for the controller: "+
-					"AWS_REGION environment variable is not set in the Flux controller"),
+			object: failing(helmOCIRepository(), meta.ReadyCondition, sourcev1.AuthenticationFailedReason,
+				"failed to create provider access token for the controller: operation error STS: AssumeRoleWithWebIdentity"),
+			name: "HelmRepository/charts", cause: "it uses source-controller's own identity, and source-controller's pods started before its ServiceAccount's identity annotation",
+			fix: "kubectl -n flux-system rollout restart deployment/source-controller",
+		},
+		"the controller's own identity, its pods without the environment Flux needs": {
+			object: failing(helmOCIRepository(), meta.ReadyCondition, sourcev1.AuthenticationFailedReason,
+				"failed to create provider access token for the controller: AWS_REGION environment variable is not set "+
+					"in the Flux controller"),
 			name: "HelmRepository/charts", cause: "it uses source-controller's own identity, and source-controller's pods lack the identity's environment",
 			fix: "kubectl -n flux-system rollout restart deployment/source-controller",
+		},
+		"the controller's own identity, behind long-lived credentials in its pod": {
+			change: func(p *posture) {
+				p.deps["source-controller"].Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{
+					{Name: "AWS_ACCESS_KEY_ID", Value: "x"}, {Name: "AWS_SECRET_ACCESS_KEY", Value: "y"}}
+			},
+			object: failing(helmOCIRepository(), meta.ReadyCondition, sourcev1.AuthenticationFailedReason,
+				"failed to create provider access token for the controller: InvalidClientTokenId"),
+			name: "HelmRepository/charts", cause: "it uses source-controller's own identity, and source-controller's long-lived credentials come before it",
+			fix: "remove them (see the flux finding on deployment/source-controller)",
+		},
+		"a kubeconfig ConfigMap that does not exist": {
+			object: failing(&helmv2.HelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app"},
+				Spec: helmv2.HelmReleaseSpec{KubeConfig: &meta.KubeConfigReference{ConfigMapRef: &meta.LocalObjectReference{Name: "absent"}}}},
+				meta.ReadyCondition, "RESTClientError", "failed to get access token for cluster: configmaps \"absent\" not found"),
+			name: "HelmRelease/app", cause: "its kubeconfig ConfigMap absent does not exist",
+			fix: "create ConfigMap team-a/absent",
+		},
+		"the controller's own identity, everything right: the cloud's trust of the controller": {
+			object: failing(helmOCIRepository(), meta.ReadyCondition, sourcev1.AuthenticationFailedReason,
+				"failed to create provider access token for the controller: operation error STS: AssumeRoleWithWebIdentity"),
+			name: "HelmRepository/charts", cause: "the cloud refused source-controller's own token",
+			fix: "--namespaces flux-system --service-accounts source-controller",
 		},
 		"everything in the cluster right: the cloud's trust": {
 			object: failing(ociRepo("team-a", "app", "aws", "flux-tenant"), meta.ReadyCondition, sourcev1.AuthenticationFailedReason, tokenRefused),
