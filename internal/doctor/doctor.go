@@ -78,6 +78,8 @@ type diagnosis struct {
 	controllers []*running
 	operator    []*running
 	instances   map[string]*instance
+	// credentialed are the controllers (NS/NAME) whose pods carry long-lived cloud credentials.
+	credentialed map[string]bool
 	// namers counts, per controller, the objects that name a ServiceAccount for their identity.
 	namers map[string]namer
 	// rbac holds what ClusterRoleBindings grant the controllers' ServiceAccounts (NS/SA), once rbacRead.
@@ -96,6 +98,7 @@ type diagnosis struct {
 func Diagnose(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time) (Report, error) {
 	d := &diagnosis{p: p, l: l, now: now, serviceAccounts: map[string]*time.Time{}, staleWorkloads: map[string]bool{},
 		instances: map[string]*instance{}, namers: map[string]namer{}, rbac: map[string]grants{},
+		credentialed: map[string]bool{},
 		wanted: map[string]*saFacts{}}
 	err := d.run(ctx)
 	// Pods found so far are reported even when their owners could not all be read: a pod's own name is a fix too.

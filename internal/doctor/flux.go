@@ -54,8 +54,8 @@ type controller struct {
 // (auth.InconsistentObjectLevelConfiguration).
 var controllers = []controller{
 	{name: "source-controller", lockdowns: []fluxauth.Lockdown{fluxauth.LockdownServiceAccount}},
-	{name: "kustomize-controller", lockdowns: []fluxauth.Lockdown{fluxauth.LockdownDecryption, fluxauth.LockdownKubeConfig},
-		crossNamespaceRefs: true, sopsAgeSecret: true},
+	{name: "kustomize-controller", crossNamespaceRefs: true, sopsAgeSecret: true,
+		lockdowns: []fluxauth.Lockdown{fluxauth.LockdownDecryption, fluxauth.LockdownKubeConfig}},
 	{name: "helm-controller", lockdowns: []fluxauth.Lockdown{fluxauth.LockdownKubeConfig}, crossNamespaceRefs: true},
 	{name: "notification-controller", lockdowns: []fluxauth.Lockdown{fluxauth.LockdownServiceAccount},
 		crossNamespaceRefs: true},

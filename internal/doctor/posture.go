@@ -84,6 +84,7 @@ func (d *diagnosis) postureFindings() {
 	for _, r := range append(slices.Clone(d.controllers), d.operator...) {
 		if f, bad := d.credentialFinding(r); bad {
 			d.findings = append(d.findings, f)
+			d.credentialed[r.namespace+"/"+r.name] = true
 		}
 	}
 }
@@ -183,8 +184,8 @@ var lockdowns = map[fluxauth.Lockdown]struct{ field, subjects, without string }{
 		"a kubeconfig ConfigMap without serviceAccountName gets the controller's own identity"},
 }
 
-// policyLockdown is the policy's value for a lockdown flag; policyField names it in the flux section. (webhook/fluxobjects
-// lockdownAccount answers the same for admission, unexported.)
+// policyLockdown is the policy's value for a lockdown flag; policyField names it in the flux section.
+// (webhook/fluxobjects lockdownAccount answers the same for admission, unexported.)
 func policyLockdown(p *policy.Policy, l fluxauth.Lockdown) string {
 	switch l {
 	case fluxauth.LockdownDecryption:

@@ -216,7 +216,8 @@ func (d *diagnosis) diagnoseFailure(f *authFailure) (identity, why, fix string) 
 		ctl = s.controller
 	}
 	r := d.controllerNamed(ctl)
-	gateOff := r != nil && r.name != fluxOperator && !r.gate() || r == nil && f.marker != nil && f.marker.cause == causeGate
+	gateOff := r != nil && r.name != fluxOperator && !r.gate() ||
+		r == nil && f.marker != nil && f.marker.cause == causeGate
 	if s == nil {
 		if gateOff && f.marker != nil && f.marker.cause == causeGate {
 			return "", ctl + " runs without the " + gateObjectLevelWorkloadIdentity + " feature gate", d.gateFix(r, ctl)
@@ -289,12 +290,13 @@ func (d *diagnosis) diagnoseFailure(f *authFailure) (identity, why, fix string) 
 					"namespace (Flux's install does through ClusterRole crd-controller)"
 		}
 		return identity, "the cloud refused the token of ServiceAccount " + key + ": its trust does not match the " +
-			"cluster's issuer, the subject system:serviceaccount:" + s.namespace + ":" + s.name + " or the audience", d.trustFix(s)
+			"cluster's issuer, the subject system:serviceaccount:" + s.namespace + ":" + s.name + " or the audience",
+			d.trustFix(s)
 	}
 	// The controller's own identity.
 	borrow := "it uses " + ctl + "'s own identity"
 	switch {
-	case r != nil && d.hasCredentials(r):
+	case r != nil && d.credentialed[r.namespace+"/"+r.name]:
 		return identity, borrow + ", and " + ctl + "'s long-lived credentials come before it",
 			"remove them (see the flux finding on deployment/" + ctl + ")"
 	case !mapped:
@@ -355,17 +357,6 @@ func (d *diagnosis) trustFix(s *subject) string {
 	return "compare the cloud's trust with flux-identity-webhook trust check --policy " + d.p.Source +
 		` --issuer "$ISSUER" EXPORT... (trust render --policy ` + d.p.Source + ` --issuer "$ISSUER" --namespaces ` +
 		s.namespace + " --service-accounts " + s.name + " prints what it must hold)"
-}
-
-// hasCredentials says whether r's pod template gives it long-lived credentials.
-func (d *diagnosis) hasCredentials(r *running) bool {
-	for _, f := range d.findings {
-		if f.Check == CheckFlux && f.Namespace == r.namespace && f.Name == "deployment/"+r.name &&
-			strings.HasPrefix(f.Problem, "gives long-lived cloud credentials") {
-			return true
-		}
-	}
-	return false
 }
 
 // saFacts is what doctor keeps of a ServiceAccount a failing object's identity comes from.
