@@ -99,7 +99,7 @@ func Diagnose(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now tim
 	d := &diagnosis{p: p, l: l, now: now, serviceAccounts: map[string]*time.Time{}, staleWorkloads: map[string]bool{},
 		instances: map[string]*instance{}, namers: map[string]namer{}, rbac: map[string]grants{},
 		credentialed: map[string]bool{},
-		wanted: map[string]*saFacts{}}
+		wanted:       map[string]*saFacts{}}
 	err := d.run(ctx)
 	// Pods found so far are reported even when their owners could not all be read: a pod's own name is a fix too.
 	d.findings = append(d.findings, d.podFindings()...)

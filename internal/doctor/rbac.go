@@ -15,9 +15,9 @@ import (
 // Object-level identity needs two permissions of a controller's ServiceAccount in every tenant namespace: get
 // serviceaccounts (pkg/auth getServiceAccountAndProviderInfo reads the ServiceAccount's annotations) and create
 // serviceaccounts/token (its TokenRequest). Flux's install grants both through ClusterRole crd-controller; Flux
-// Operator drops the token rule when objectLevelWorkloadIdentity is false. doctor reads the ClusterRoles and ClusterRoleBindings
-// (namespaced RoleBindings cannot grant a right in every namespace, and are not read) and decides them as the API
-// server's RBAC authorizer does: k8s.io/kubernetes pkg/registry/rbac/validation appliesTo for subjects,
+// Operator drops the token rule when objectLevelWorkloadIdentity is false. doctor reads the ClusterRoles and
+// ClusterRoleBindings (namespaced RoleBindings cannot grant a right in every namespace, and are not read) and decides
+// them as the API server's RBAC authorizer does: k8s.io/kubernetes pkg/registry/rbac/validation appliesTo for subjects,
 // pkg/apis/rbac/v1 evaluation_helpers.go VerbMatches, APIGroupMatches, ResourceMatches for rules, a rule restricted to
 // resourceNames granting nothing for ServiceAccounts it does not name.
 

@@ -290,7 +290,7 @@ func (d *diagnosis) diagnoseFailure(f *authFailure) (identity, why, fix string) 
 					"namespace (Flux's install does through ClusterRole crd-controller)"
 		}
 		return identity, "the cloud refused the token of ServiceAccount " + key + ": its trust does not match the " +
-			"cluster's issuer, the subject system:serviceaccount:" + s.namespace + ":" + s.name + " or the audience",
+				"cluster's issuer, the subject system:serviceaccount:" + s.namespace + ":" + s.name + " or the audience",
 			d.trustFix(s)
 	}
 	// The controller's own identity.
