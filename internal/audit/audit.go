@@ -79,31 +79,25 @@ func (r Result) Blocking() int {
 // left out, as admission never evaluates them; a kind whose CRD is not installed is skipped. On an error the result
 // holds what was found before it, with Incomplete set.
 func Run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time) (Result, error) {
-	var res Result
-	err := run(ctx, l, p, now, &res)
-	slices.SortFunc(res.Findings, func(a, b Finding) int {
-		return strings.Compare(a.Namespace+"\x00"+a.Kind+"\x00"+a.Name, b.Namespace+"\x00"+b.Kind+"\x00"+b.Name)
-	})
-	slices.SortStableFunc(res.Remaining, func(a, b Remaining) int {
-		return strings.Compare(a.Namespace+"\x00"+a.Kind+"\x00"+a.Name, b.Namespace+"\x00"+b.Kind+"\x00"+b.Name)
-	})
+	a := NewAuditor(l, p, now)
+	err := a.run(ctx)
+	res := a.Result()
 	if err != nil {
 		res.Incomplete = err.Error()
 	}
 	return res, err
 }
 
-func run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time, res *Result) error {
-	a := auditor{l: l, p: p, now: now, res: res, configMaps: map[string]fluxobjects.KubeConfigMap{}}
+func (a *Auditor) run(ctx context.Context) error {
 	for _, api := range fluxauth.APIs {
-		if !p.CoversKind(api.Kind) {
+		if !a.p.CoversKind(api.Kind) {
 			continue
 		}
-		err := kubelist.Pages(ctx, l, api.Kind, api.NewList, func(list client.ObjectList) error {
-			return a.page(ctx, list)
+		err := kubelist.Pages(ctx, a.l, api.Kind, api.NewList, func(list client.ObjectList) error {
+			return a.Page(ctx, list)
 		})
 		if apimeta.IsNoMatchError(err) {
-			res.SkippedKinds = append(res.SkippedKinds, api.Kind)
+			a.res.SkippedKinds = append(a.res.SkippedKinds, api.Kind)
 			continue
 		}
 		if err != nil {
@@ -113,8 +107,10 @@ func run(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Tim
 	return nil
 }
 
-// auditor decides the objects of one run.
-type auditor struct {
+// Auditor decides Flux objects a page at a time and keeps what Run reports. Run reads the pages itself; doctor, which
+// reads every Flux kind for its status too, hands it the pages of the kinds some mandate covers, so each kind is
+// listed once.
+type Auditor struct {
 	l   *kubelist.Lister
 	p   *policy.Policy
 	now time.Time
@@ -123,20 +119,32 @@ type auditor struct {
 	configMaps map[string]fluxobjects.KubeConfigMap
 }
 
-// page decides every object of one page and keeps the violating ones.
-func (a *auditor) page(ctx context.Context, list client.ObjectList) error {
-	items, err := apimeta.ExtractList(list)
+// NewAuditor decides objects as admission would at now; l reads the kubeconfig ConfigMaps objects name.
+func NewAuditor(l *kubelist.Lister, p *policy.Policy, now time.Time) *Auditor {
+	return &Auditor{l: l, p: p, now: now, res: &Result{}, configMaps: map[string]fluxobjects.KubeConfigMap{}}
+}
+
+// Result is what was found so far, in Run's order.
+func (a *Auditor) Result() Result {
+	res := *a.res
+	res.Findings = slices.Clone(res.Findings)
+	res.Remaining = slices.Clone(res.Remaining)
+	slices.SortFunc(res.Findings, func(a, b Finding) int {
+		return strings.Compare(a.Namespace+"\x00"+a.Kind+"\x00"+a.Name, b.Namespace+"\x00"+b.Kind+"\x00"+b.Name)
+	})
+	slices.SortStableFunc(res.Remaining, func(a, b Remaining) int {
+		return strings.Compare(a.Namespace+"\x00"+a.Kind+"\x00"+a.Name, b.Namespace+"\x00"+b.Kind+"\x00"+b.Name)
+	})
+	return res
+}
+
+// Page decides every object of one page of a Flux kind's list (or of Secrets) and keeps the violating ones.
+func (a *Auditor) Page(ctx context.Context, list client.ObjectList) error {
+	objs, err := kubelist.LiveObjects(list)
 	if err != nil {
-		return fmt.Errorf("read %T: %w", list, err)
+		return err
 	}
-	for _, item := range items {
-		obj, ok := item.(client.Object)
-		if !ok {
-			return fmt.Errorf("%T holds a %T", list, item)
-		}
-		if obj.GetDeletionTimestamp() != nil {
-			continue
-		}
+	for _, obj := range objs {
 		if secret, ok := obj.(*corev1.Secret); ok {
 			uses := fluxauth.SecretUses(secret.Data)
 			if len(uses) == 0 {
@@ -172,7 +180,7 @@ func (a *auditor) page(ctx context.Context, list client.ObjectList) error {
 	return nil
 }
 
-func (a *auditor) keep(d fluxobjects.Decision, uid types.UID) {
+func (a *Auditor) keep(d fluxobjects.Decision, uid types.UID) {
 	if len(d.Violations) > 0 {
 		a.res.Findings = append(a.res.Findings, Finding{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name,
 			UID: uid, Violations: d.Violations})
@@ -181,7 +189,7 @@ func (a *auditor) keep(d fluxobjects.Decision, uid types.UID) {
 
 // configMap reads a kubeconfig ConfigMap once (pkg/auth utils GetRESTConfig reads its provider and
 // serviceAccountName keys, in the object's namespace).
-func (a *auditor) configMap(ctx context.Context, namespace, name string) (fluxobjects.KubeConfigMap, error) {
+func (a *Auditor) configMap(ctx context.Context, namespace, name string) (fluxobjects.KubeConfigMap, error) {
 	key := namespace + "/" + name
 	if cm, ok := a.configMaps[key]; ok {
 		return cm, nil

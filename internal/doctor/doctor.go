@@ -1,8 +1,11 @@
-// Package doctor checks a live cluster against the policy: mapped ServiceAccounts that are missing or differ from what
-// the webhook writes, running pods of mapped ServiceAccounts without the identity their ServiceAccount now carries,
-// Azure-mapped Deployments the Azure webhook cannot see, Flux's lockdown flags, and the Flux sources that violate a
-// mandate (package audit). It reads the cluster the way admission does (the policy's matcher, the webhook's pod
-// helpers) and a page at a time, keeping only what it found.
+// Package doctor checks a live cluster against the policy: the posture of Flux's workload identity (each controller's
+// ObjectLevelWorkloadIdentity gate, lockdown flags, serviceaccounts/token permission and long-lived credentials, and
+// the FluxInstance Flux Operator renders them from), the Flux objects whose status says authentication failed with
+// the likely cause, mapped ServiceAccounts that are missing or differ from what the webhook writes, running pods of
+// mapped ServiceAccounts without the identity their ServiceAccount now carries, Azure-mapped Deployments the Azure
+// webhook cannot see, and the Flux objects that violate a mandate (package audit). It reads the cluster the way
+// admission does (the policy's matcher, the webhook's pod helpers, the credential model) and a page at a time,
+// keeping only what it found.
 package doctor
 
 import (
@@ -13,7 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/fluxidentity/flux-identity-webhook/internal/audit"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
@@ -21,13 +23,15 @@ import (
 // The checks, in the order they print.
 const (
 	CheckFlux           = "flux"
+	CheckStatus         = "status"
 	CheckServiceAccount = "serviceaccount"
 	CheckPod            = "pod"
 	CheckDeployment     = "deployment"
 	CheckAudit          = "audit"
 )
 
-var checkOrder = map[string]int{CheckFlux: 0, CheckServiceAccount: 1, CheckPod: 2, CheckDeployment: 3, CheckAudit: 4}
+var checkOrder = map[string]int{CheckFlux: 0, CheckStatus: 1, CheckServiceAccount: 2, CheckPod: 3, CheckDeployment: 4,
+	CheckAudit: 5}
 
 // Finding is one problem in the cluster and the command that fixes it.
 type Finding struct {
@@ -64,18 +68,46 @@ type diagnosis struct {
 	// serviceAccounts are the mapped ServiceAccounts that exist (NS/SA), with the last write of their identity
 	// annotation when the API server recorded one.
 	serviceAccounts map[string]*time.Time
-	// stale are the running pods without their identity, until their owners are known.
-	stale []stalePod
+	// stale are the running pods without their identity, until their owners are known; staleWorkloads then names
+	// their workloads ("NS deployment/NAME").
+	stale          []stalePod
+	staleWorkloads map[string]bool
+
+	// controllers are Flux's controller Deployments found in Flux's namespaces, operator Flux Operator's; instances
+	// the FluxInstances rendering them, by namespace.
+	controllers []*running
+	operator    []*running
+	instances   map[string]*instance
+	// credentialed are the controllers (NS/NAME) whose pods carry long-lived cloud credentials.
+	credentialed map[string]bool
+	// namers counts, per controller, the objects that name a ServiceAccount for their identity.
+	namers map[string]namer
+	// rbac holds what ClusterRoleBindings grant the controllers' ServiceAccounts (NS/SA), once rbacRead.
+	rbac     map[string]grants
+	rbacRead bool
+	// failures are the Flux objects whose status says authentication failed; wanted the ServiceAccounts (NS/SA) their
+	// identities come from, with what doctor read of each that exists (nil: absent), once saRead.
+	failures []*authFailure
+	wanted   map[string]*saFacts
+	saRead   bool
 }
 
 // Diagnose reads the cluster through l and checks it against p, auditing Flux sources as admission would at now.
 // On an error (a deadline, a refused List) the report holds what was found before it, with Incomplete set, and the
 // error is returned too.
 func Diagnose(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now time.Time) (Report, error) {
-	d := &diagnosis{p: p, l: l, now: now, serviceAccounts: map[string]*time.Time{}}
+	d := &diagnosis{p: p, l: l, now: now, serviceAccounts: map[string]*time.Time{}, staleWorkloads: map[string]bool{},
+		instances: map[string]*instance{}, namers: map[string]namer{}, rbac: map[string]grants{},
+		credentialed: map[string]bool{},
+		wanted:       map[string]*saFacts{}}
 	err := d.run(ctx)
 	// Pods found so far are reported even when their owners could not all be read: a pod's own name is a fix too.
 	d.findings = append(d.findings, d.podFindings()...)
+	if err != nil {
+		// What the posture and the failing objects need may not all have been read: report what can be told.
+		d.postureFindings()
+		d.statusFindings()
+	}
 	slices.SortStableFunc(d.findings, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(checkOrder[a.Check], checkOrder[b.Check]), cmp.Compare(a.Namespace, b.Namespace),
 			cmp.Compare(a.Name, b.Name))
@@ -87,12 +119,15 @@ func Diagnose(ctx context.Context, l *kubelist.Lister, p *policy.Policy, now tim
 	return r, err
 }
 
+// run reads the cluster in an order that lets each step use what the earlier ones found: the controllers and the Flux
+// objects first (what they name decides which ServiceAccounts and permissions matter), then the ServiceAccounts, pods
+// and Deployments, then the findings that need all of it.
 func (d *diagnosis) run(ctx context.Context) error {
-	if err := d.readNamespaces(ctx); err != nil {
-		return err
-	}
-	if err := d.readServiceAccounts(ctx); err != nil {
-		return err
+	for _, step := range []func(context.Context) error{d.readNamespaces, d.readControllers, d.readFluxInstances,
+		d.readFluxObjects, d.resolveFailures, d.readRBACIfNeeded, d.readServiceAccounts} {
+		if err := step(ctx); err != nil {
+			return err
+		}
 	}
 	d.findings = append(d.findings, missingServiceAccounts(d.p, d.mapped, d.serviceAccounts)...)
 	if err := d.readPods(ctx); err != nil {
@@ -101,13 +136,23 @@ func (d *diagnosis) run(ctx context.Context) error {
 	if err := d.resolveOwners(ctx); err != nil {
 		return err
 	}
+	d.findings = append(d.findings, d.podFindings()...)
 	if err := d.readDeployments(ctx); err != nil {
 		return err
 	}
-	if err := d.checkFlux(ctx); err != nil {
-		return err
+	d.postureFindings()
+	d.statusFindings()
+	return nil
+}
+
+// readRBACIfNeeded reads the cluster's RBAC when some running controller needs object-level identity.
+func (d *diagnosis) readRBACIfNeeded(ctx context.Context) error {
+	for _, r := range d.controllers {
+		if len(d.gateReasons(r)) > 0 {
+			return d.readRBAC(ctx)
+		}
 	}
-	return d.audit(ctx)
+	return nil
 }
 
 // readNamespaces finds the namespaces the policy maps identities in.
@@ -122,23 +167,4 @@ func (d *diagnosis) readNamespaces(ctx context.Context) error {
 			}
 			return nil
 		})
-}
-
-// audit reports every Flux source violating a mandate in enforce or warn mode, as the audit command does.
-func (d *diagnosis) audit(ctx context.Context) error {
-	res, err := audit.Run(ctx, d.l, d.p, d.now)
-	for _, k := range res.SkippedKinds {
-		d.notes = append(d.notes, "the cluster does not serve "+k+": its sources were not audited")
-	}
-	for _, f := range res.Findings {
-		for _, v := range f.Violations {
-			// Mandates in mode off only log; audit does not count them either.
-			if v.Mode == policy.ModeOff {
-				continue
-			}
-			d.findings = append(d.findings, Finding{Check: CheckAudit, Namespace: f.Namespace, Name: f.Kind + "/" + f.Name,
-				Problem: v.Field + " violates mandate " + v.Mandate + " (" + string(v.Mode) + ")", Fix: v.Message})
-		}
-	}
-	return err
 }

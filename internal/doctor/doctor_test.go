@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	imagev1 "github.com/fluxcd/image-reflector-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist/pagingfake"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -27,8 +27,7 @@ import (
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(sourcev1.AddToScheme(s))
-	utilruntime.Must(imagev1.AddToScheme(s))
+	utilruntime.Must(fluxauth.AddToScheme(s))
 	return s
 }()
 
@@ -140,6 +139,13 @@ func cluster(extraNamespaces int) []client.Object {
 }
 
 var wantFindings = []string{
+	"flux flux-system/deployment/source-controller: runs without the ObjectLevelWorkloadIdentity feature gate, needed " +
+		"because mandate no-static-git-credentials makes tenants' GitRepository objects name a ServiceAccount: Flux " +
+		"refuses ServiceAccounts there (FeatureGateDisabled)",
+	"flux flux-system/deployment/source-controller: ServiceAccount flux-system/source-controller may not create " +
+		"serviceaccounts/token nor get serviceaccounts in every namespace (no ClusterRoleBinding grants it): Flux cannot " +
+		"get tokens of tenants' ServiceAccounts, needed because mandate no-static-git-credentials makes tenants' " +
+		"GitRepository objects name a ServiceAccount",
 	"serviceaccount flux-system/notification-controller: mapped by the policy but does not exist",
 	`serviceaccount team-a/flux-source: label azure.workload.identity/use is "", want "true"`,
 	"pod flux-system/legacy: a pod of pod/legacy runs without AWS_ROLE_ARN in init container init: it started before " +
@@ -273,8 +279,8 @@ func TestDiagnose(t *testing.T) {
 		if !errors.Is(err, deadline) || r.Incomplete != "list deployments: context deadline exceeded" {
 			t.Fatalf("err %v, incomplete %q", err, r.Incomplete)
 		}
-		// ServiceAccounts and pods were read; Deployments and sources were not.
-		expectFindings(t, r, wantFindings[:5])
+		// Flux's controllers, the Flux objects, ServiceAccounts and pods were read; Deployments were not.
+		expectFindings(t, r, append(slices.Clone(wantFindings[:7]), wantFindings[8]))
 	})
 	t.Run("pods whose owners could not be read are still reported, by their own names", func(t *testing.T) {
 		c := pagingfake.New(scheme, cluster(0)...)

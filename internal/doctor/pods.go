@@ -178,6 +178,7 @@ func (d *diagnosis) podFindings() []Finding {
 			continue
 		}
 		seen[s.namespace+" "+workload] = len(out)
+		d.staleWorkloads[s.namespace+" "+workload] = true
 		out = append(out, Finding{Check: CheckPod, Namespace: s.namespace, Name: s.name, Identity: s.identity,
 			Problem: "a pod of " + workload + " " + s.problem, Fix: restartCommand(s.namespace, workload, s.name)})
 	}

@@ -18,13 +18,24 @@ import (
 )
 
 // readServiceAccounts checks every mapped ServiceAccount against what the webhook writes for it and remembers which
-// exist, with the time their identity annotation was last written.
+// exist, with the time their identity annotation was last written; it also keeps what failing objects' identities
+// need of the ServiceAccounts they come from (d.wanted), read in the same pass.
 func (d *diagnosis) readServiceAccounts(ctx context.Context) error {
+	namespaces := slices.Clone(d.mapped)
+	for key := range d.wanted {
+		if ns, _, _ := strings.Cut(key, "/"); !slices.Contains(namespaces, ns) {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	slices.Sort(namespaces)
 	newList := func() *corev1.ServiceAccountList { return &corev1.ServiceAccountList{} }
-	return listIn(ctx, d, scopeFor(d.mapped, d.namespaces), "serviceaccounts", newList,
+	err := listIn(ctx, d, scopeFor(namespaces, d.namespaces), "serviceaccounts", newList,
 		func(list *corev1.ServiceAccountList) error {
 			for i := range list.Items {
 				sa := &list.Items[i]
+				if _, ok := d.wanted[sa.Namespace+"/"+sa.Name]; ok {
+					d.wanted[sa.Namespace+"/"+sa.Name] = &saFacts{annotations: sa.Annotations, labels: sa.Labels}
+				}
 				m, ok := d.p.IdentityFor(sa.Namespace, sa.Name)
 				if !ok {
 					continue
@@ -39,6 +50,8 @@ func (d *diagnosis) readServiceAccounts(ctx context.Context) error {
 			}
 			return nil
 		})
+	d.saRead = err == nil
+	return err
 }
 
 // checkServiceAccountMetadata compares a mapped ServiceAccount with exactly what the webhook writes for it.

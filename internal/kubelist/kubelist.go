@@ -72,3 +72,23 @@ func Pages[L client.ObjectList](ctx context.Context, l *Lister, step string, new
 		}
 	}
 }
+
+// LiveObjects returns the objects of one page that are not being deleted (admission never judges those, and their
+// controllers are only removing finalizers).
+func LiveObjects(list client.ObjectList) ([]client.Object, error) {
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, fmt.Errorf("read %T: %w", list, err)
+	}
+	out := make([]client.Object, 0, len(items))
+	for _, item := range items {
+		obj, ok := item.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("%T holds a %T", list, item)
+		}
+		if obj.GetDeletionTimestamp() == nil {
+			out = append(out, obj)
+		}
+	}
+	return out, nil
+}

@@ -115,3 +115,23 @@ func TestFakeRefusesAForeignContinueToken(t *testing.T) {
 		t.Errorf("err = %v, want BadRequest", err)
 	}
 }
+
+func TestLiveObjectsLeavesOutObjectsBeingDeleted(t *testing.T) {
+	deleting := metav1.Now()
+	list := &corev1.ServiceAccountList{Items: []corev1.ServiceAccount{
+		{ObjectMeta: metav1.ObjectMeta{Name: "a"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "gone", DeletionTimestamp: &deleting, Finalizers: []string{"x"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "b"}},
+	}}
+	objs, err := kubelist.LiveObjects(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		names = append(names, o.GetName())
+	}
+	if strings.Join(names, ",") != "a,b" {
+		t.Errorf("live objects %q, want a,b", names)
+	}
+}

@@ -1,19 +1,23 @@
-// A test-only module: it imports Flux's own libraries (github.com/fluxcd/pkg/auth and pkg/git, at the versions
-// source-controller v1.9.6 pins) and Google's golang.org/x/oauth2/google to hold the webhook to the code that reads
-// what it writes, without pulling them into the webhook's dependency graph.
+// A test-only module: it imports Flux's own libraries (github.com/fluxcd/pkg/auth and pkg/git; pkg/auth at v0.56.0,
+// which Flux Operator v0.58.1 requires, whose code is that of v0.54.3, the version source-controller v1.9.6 pins) and
+// Google's golang.org/x/oauth2/google to hold the webhook to the code that reads what it writes, without pulling them
+// into the webhook's dependency graph.
 module github.com/fluxidentity/flux-identity-webhook/test/fluxcompat
 
 go 1.26.0
 
 require (
+	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0
 	github.com/evanphx/json-patch/v5 v5.9.11
 	github.com/fluxcd/pkg/auth v0.56.0
 	github.com/fluxcd/pkg/git v0.52.0
+	github.com/fluxcd/source-controller/api v1.9.6
 	github.com/fluxidentity/flux-identity-webhook v0.0.0
 	github.com/go-logr/logr v1.4.4
 	golang.org/x/oauth2 v0.36.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
+	k8s.io/client-go v0.37.2
 	sigs.k8s.io/controller-runtime v0.25.2
 	sigs.k8s.io/yaml v1.6.0
 )
@@ -46,7 +50,6 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/signin v1.13.1 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sso v1.39.5 // indirect
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.5 // indirect
-	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/aws/smithy-go/aws-http-auth v1.1.3 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -69,7 +72,6 @@ require (
 	github.com/fluxcd/pkg/apis/kustomize v1.20.0 // indirect
 	github.com/fluxcd/pkg/apis/meta v1.31.0 // indirect
 	github.com/fluxcd/pkg/cache v0.14.0 // indirect
-	github.com/fluxcd/source-controller/api v1.9.6 // indirect
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.2 // indirect
 	github.com/go-git/gcfg v1.5.1-0.20230307220236-3a3c6141e376 // indirect
@@ -150,7 +152,6 @@ require (
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 	k8s.io/apiextensions-apiserver v0.37.0 // indirect
-	k8s.io/client-go v0.37.2 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/kube-openapi v0.0.0-20260721132016-d427ff9ee9ad // indirect
 	k8s.io/utils v0.0.0-20260626114624-be93311217bd // indirect

@@ -31,6 +31,8 @@ func doctorPolicy(namespace string, extra string) string {
 kind: IdentityPolicy
 metadata:
   name: doctor
+flux:
+  namespaces: [doctor-no-flux] # Flux's controllers of other specs (flux-system) are not these specs' business
 identities:
   - name: controllers
     namespaces: [` + namespace + `]

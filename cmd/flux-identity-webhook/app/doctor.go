@@ -53,9 +53,20 @@ func newDoctorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor --policy FILE [--kubeconfig PATH]",
 		Short: "Check a live cluster against the policy",
-		Long: `Read the cluster (it needs list on namespaces; list on serviceaccounts, pods, replicasets and deployments,
-cluster-wide or in the namespaces the policy maps; get on deployments in Flux's namespaces; list on the Flux source
-kinds cluster-wide) and report:
+		Long: `Read the cluster and report, each finding with the command or policy change that fixes it:
+  flux            Flux's posture, for source-, kustomize-, helm-, notification-, image-reflector- and
+                  image-automation-controller in flux.namespaces: the ObjectLevelWorkloadIdentity feature gate where
+                  object-level identity is needed; --default-service-account (not kustomize's and helm's: theirs is
+                  impersonation), --default-decryption-service-account and --default-kubeconfig-service-account
+                  against the policy's flux section; --no-cross-namespace-refs and --sops-age-secret where mandates
+                  cover tenants; create serviceaccounts/token and get serviceaccounts in every namespace (from the
+                  ClusterRoles and ClusterRoleBindings); long-lived cloud credentials in their pods (and Flux
+                  Operator's), named, never printed. A wrong flag a FluxInstance's field causes is reported once, on
+                  the FluxInstance;
+  status          a Flux object whose status says authentication failed, with the likely cause read from the cluster
+                  and the policy (gate, token permission, ServiceAccount missing, unmapped, of another cloud or not
+                  annotated, a missing lockdown default, a controller pod older than its annotation, an audience),
+                  else the trust check that shows what the cloud does not trust;
   serviceaccount  a mapped ServiceAccount that does not exist, or whose identity annotations or labels differ from
                   what the webhook writes for it;
   pod             a running pod of a mapped ServiceAccount without the identity its ServiceAccount now carries:
@@ -65,11 +76,14 @@ kinds cluster-wide) and report:
                   annotated and needs a restart (or no webhook injected it at all);
   deployment      a Deployment of an Azure-mapped ServiceAccount whose pod template lacks the
                   azure.workload.identity/use label the Azure webhook selects pods by;
-  flux            a Flux controller whose --default-service-account differs from the policy's;
-  audit           a Flux source violating a mandate in enforce or warn mode, as the audit command reports it.
-Each finding prints the command that fixes it. Lists are read in pages of 500; with few mapped namespaces they are
-read one by one, with many cluster-wide. On a terminal, progress shows on stderr. Exit code 1 when anything was found;
-2 on errors, and when --timeout ends the read (what was found by then is printed, marked incomplete).`,
+  audit           a Flux object violating a mandate in enforce or warn mode, as the audit command reports it.
+It only reads: list on namespaces, serviceaccounts and pods, get and list on deployments and replicasets (cluster-wide,
+or in the namespaces the policy maps), get on configmaps, list on clusterroles and clusterrolebindings, get and list on
+every Flux kind cluster-wide, list on secrets only where a mandate covers SOPS decryption Secrets (README: "What
+doctor checks" has the ClusterRole). Lists are read in pages of 500; every Flux kind once cluster-wide; with few
+mapped namespaces the others one by one, with many cluster-wide. On a terminal, progress shows on stderr. Exit code 1
+when anything was found; 2 on errors, and when --timeout ends the read (what was found by then is printed, marked
+incomplete).`,
 		Example: `  flux-identity-webhook doctor --policy policy.yaml
   flux-identity-webhook doctor --policy policy.yaml --kubeconfig ~/.kube/prod -o json`,
 		Args: cobra.NoArgs,

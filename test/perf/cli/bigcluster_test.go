@@ -1,12 +1,15 @@
 // Package cli measures the cluster-reading commands (doctor, audit) on a large cluster: envtest's kube-apiserver with
 // Flux's CRDs, seeded with 1,000 mapped namespaces (plus 100 unmapped), a ServiceAccount, Deployment, ReplicaSet and
-// pod in each, and 10,000 GitRepositories; then 10,000 more, to show that time grows with the cluster and peak memory
-// does not. The commands run as the real binary in a child process, so wall time and peak RSS are the command's own
-// (a `policy lint` run gives the binary's baseline); List and GET requests are counted by the API server.
+// pod in each, and 10,000 GitRepositories (some failing to authenticate, as source-controller reports it), Flux's six
+// controllers in flux-system, locked down, with their RBAC; then 10,000 more GitRepositories, to show that time grows
+// with the cluster and peak memory does not. The commands run as the real binary in a child process, so wall time and
+// peak RSS are the command's own (a `policy lint` run gives the binary's baseline); List and GET requests are counted
+// by the API server.
 //
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s FLUX_CRDS_DIR=$PWD/bin/crds go test -run '^$' -bench BigCluster -benchtime 1x ./test/perf/cli/
 //
-// FIW_BIN runs another build of the binary (e.g. an older commit) against the same seed.
+// FIW_BIN runs another build of the binary (e.g. an older commit) against the same seed; a build older than the
+// status and posture checks finds fewer problems than were seeded, and says so.
 package cli
 
 import (
@@ -32,6 +35,7 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -55,8 +59,11 @@ const (
 	wrongRoleEvery  = 20
 	stalePodEvery   = 10
 	staticRepoEvery = 7
-	seedWorkers     = 32
-	targetSeconds   = 10
+	// Every failingRepoEvery-th GitRepository (from the first on) names its namespace's ServiceAccount and says it
+	// could not authenticate.
+	failingRepoEvery = 100
+	seedWorkers      = 32
+	targetSeconds    = 10
 )
 
 const bigPolicy = `apiVersion: fluxidentity.dev/v1alpha1
@@ -147,7 +154,7 @@ func BenchmarkBigCluster(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "seeded %d objects in %s (%.0f/s, %d workers): %d GitRepositories\n", created,
 			seedTime.Round(time.Millisecond), float64(created)/seedTime.Seconds(), seedWorkers, repos)
 		wantAudit := countStatic(repos)
-		wantDoctor := mappedNamespaces/wrongRoleEvery + mappedNamespaces/stalePodEvery + wantAudit
+		wantDoctor := mappedNamespaces/wrongRoleEvery + mappedNamespaces/stalePodEvery + wantAudit + countFailing(repos)
 		for _, tc := range []struct {
 			command string
 			want    int // violations (audit) or findings (doctor)
@@ -186,6 +193,20 @@ func BenchmarkBigCluster(b *testing.B) {
 	}
 }
 
+// countFailing is the number of the first repos GitRepositories that fail to authenticate.
+func countFailing(repos int) int {
+	n := 0
+	for i := range repos {
+		if failing(i) {
+			n++
+		}
+	}
+	return n
+}
+
+// failing GitRepositories keep no Secret: with provider aws a Secret would hold TLS keys only, no violation.
+func failing(i int) bool { return i%failingRepoEvery == 1 && i%staticRepoEvery != 0 }
+
 // countStatic is the number of the first repos GitRepositories that keep a Secret.
 func countStatic(repos int) int {
 	n := 0
@@ -220,7 +241,9 @@ func (r result) totalLists() int {
 func (r result) listSummary() string {
 	var parts []string
 	for _, res := range []string{"namespaces", "serviceaccounts", "pods", "deployments", "replicasets",
-		"gitrepositories", "ocirepositories", "helmrepositories", "buckets", "imagerepositories"} {
+		"gitrepositories", "ocirepositories", "helmrepositories", "buckets", "imagerepositories", "kustomizations",
+		"helmreleases", "providers", "receivers", "imageupdateautomations", "resourcesetinputproviders", "fluxinstances",
+		"clusterroles", "clusterrolebindings"} {
 		if v := r.lists[res]; v > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", res, int(v)))
 		}
@@ -445,9 +468,56 @@ func seed(ctx context.Context, c client.Client, workloads bool, from, to int) (i
 		if i%staticRepoEvery == 0 {
 			repo.Spec.SecretRef = &meta.LocalObjectReference{Name: "git-credentials"}
 		}
-		return create(repo)
+		if !failing(i) {
+			return create(repo)
+		}
+		repo.Spec.Provider, repo.Spec.ServiceAccountName = sourcev1.GitProviderAWS, "flux-source"
+		if err := create(repo); err != nil {
+			return err
+		}
+		repo.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse,
+			Reason: sourcev1.AuthenticationFailedReason, LastTransitionTime: metav1.Now(),
+			Message: "failed to configure authentication options: failed to create provider access token for service " +
+				"account '" + repo.Namespace + "/flux-source': AccessDenied"}}
+		return c.Status().Update(ctx, repo)
 	})
+	if err == nil && workloads {
+		err = seedFlux(ctx, create)
+	}
 	return created.Load(), err
+}
+
+// seedFlux creates Flux's six controllers in flux-system, locked down for a tenant mandate (the gate, no
+// cross-namespace references) and bound to a ClusterRole that grants the token permission, as Flux installs them.
+func seedFlux(ctx context.Context, create func(client.Object) error) error {
+	if err := create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "flux-system"}}); err != nil {
+		return err
+	}
+	var subjects []rbacv1.Subject
+	for _, name := range []string{"source-controller", "kustomize-controller", "helm-controller",
+		"notification-controller", "image-reflector-controller", "image-automation-controller"} {
+		args := []string{"--watch-all-namespaces", "--feature-gates=ObjectLevelWorkloadIdentity=true"}
+		if name != "source-controller" {
+			args = append(args, "--no-cross-namespace-refs=true")
+		}
+		labels := map[string]string{"app": name}
+		if err := create(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "flux-system"},
+			Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{ServiceAccountName: name, Containers: []corev1.Container{{Name: "manager",
+						Image: "ghcr.io/fluxcd/" + name, Args: args}}}}}}); err != nil {
+			return err
+		}
+		subjects = append(subjects, rbacv1.Subject{Kind: "ServiceAccount", Name: name, Namespace: "flux-system"})
+	}
+	if err := create(&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "crd-controller"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}},
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}}}}); err != nil {
+		return err
+	}
+	return create(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "crd-controller"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "crd-controller"},
+		Subjects: subjects})
 }
 
 func nsName(i int) string {
