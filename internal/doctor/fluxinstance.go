@@ -15,6 +15,7 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/kubelist"
 	"github.com/fluxidentity/flux-identity-webhook/policy/trust"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
 )
 
 // Where Flux Operator runs Flux, a FluxInstance says how: Flux Operator v0.58.1 renders its spec.cluster fields into
@@ -170,7 +171,7 @@ func lockdownPatch(d *diagnosis, fi *instance) (map[string]any, []string) {
 	order := []fluxauth.Lockdown{fluxauth.LockdownServiceAccount, fluxauth.LockdownDecryption, fluxauth.LockdownKubeConfig}
 	declared := false
 	for _, l := range order {
-		declared = declared || policyLockdown(d.p, l) != ""
+		declared = declared || fluxobjects.LockdownAccount(d.p, l) != ""
 	}
 	if !declared {
 		return map[string]any{"multitenantWorkloadIdentity": false}, nil
@@ -182,7 +183,7 @@ func lockdownPatch(d *diagnosis, fi *instance) (map[string]any, []string) {
 		cluster["multitenantWorkloadIdentity"] = true
 	}
 	for _, l := range order {
-		want := policyLockdown(d.p, l)
+		want := fluxobjects.LockdownAccount(d.p, l)
 		switch {
 		case want == "":
 			advice = append(advice, "set flux."+policyField(l)+": default in the policy (with "+

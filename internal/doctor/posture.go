@@ -9,6 +9,7 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 	"github.com/fluxidentity/flux-identity-webhook/policy/trust"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
 )
 
 // The posture of Flux's workload identity: what each running controller must run with for the policy to hold, from
@@ -146,7 +147,7 @@ func (d *diagnosis) controllerMismatches(r *running) []mismatch {
 func (d *diagnosis) lockdownMismatch(r *running, l fluxauth.Lockdown) (mismatch, bool) {
 	flag, field := flagOf(l), policyField(l)
 	running, set := flagValue(r.args, flag, false)
-	want := policyLockdown(d.p, l)
+	want := fluxobjects.LockdownAccount(d.p, l)
 	m := mismatch{r: r, aspect: aspectLockdown, lockdown: l, want: want, have: running}
 	switch {
 	case set && running != want:
@@ -184,18 +185,6 @@ var lockdowns = map[fluxauth.Lockdown]struct{ field, subjects, without string }{
 		"a kubeconfig ConfigMap without serviceAccountName gets the controller's own identity"},
 }
 
-// policyLockdown is the policy's value for a lockdown flag; policyField names it in the flux section.
-// (webhook/fluxobjects lockdownAccount answers the same for admission, unexported.)
-func policyLockdown(p *policy.Policy, l fluxauth.Lockdown) string {
-	switch l {
-	case fluxauth.LockdownDecryption:
-		return p.Spec.Flux.DefaultDecryptionServiceAccount
-	case fluxauth.LockdownKubeConfig:
-		return p.Spec.Flux.DefaultKubeConfigServiceAccount
-	}
-	return p.Spec.Flux.DefaultServiceAccount
-}
-
 func policyField(l fluxauth.Lockdown) string { return lockdowns[l].field }
 
 // gateReasons says why a controller needs the ObjectLevelWorkloadIdentity gate, if it does: a lockdown flag it runs
@@ -206,7 +195,7 @@ func (d *diagnosis) gateReasons(r *running) []string {
 	for _, l := range r.lockdowns {
 		if v := r.lockdown(l); v != "" {
 			why = append(why, "it runs with "+string(l)+"="+v+" (and refuses to start without the gate)")
-		} else if want := policyLockdown(d.p, l); want != "" {
+		} else if want := fluxobjects.LockdownAccount(d.p, l); want != "" {
 			why = append(why, "the policy's flux."+policyField(l)+" is "+want)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/internal/fluxauth"
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
+	"github.com/fluxidentity/flux-identity-webhook/webhook/fluxobjects"
 )
 
 // What users ask first when identity fails: which Flux objects cannot authenticate, and why. A failing object is
@@ -183,7 +184,7 @@ func (d *diagnosis) lockdownValue(ctl string, l fluxauth.Lockdown) string {
 		}
 		return r.lockdown(l)
 	}
-	return policyLockdown(d.p, l)
+	return fluxobjects.LockdownAccount(d.p, l)
 }
 
 // controllerNamespace is where a controller runs: its Deployment's namespace, else Flux's first namespace.

@@ -101,7 +101,7 @@ func evaluate(p *policy.Policy, o fluxauth.Object, uses []fluxauth.Use, now time
 			case u.Class == fluxauth.BorrowedIdentity:
 				violate(m, u, fluxauth.Path(u.Field), "borrowed\x00"+u.Ref, fx.borrowedIdentity(u))
 			case u.Class == fluxauth.ControllerIdentity:
-				if account := lockdownAccount(p, u.Row.Lockdown); account != "" {
+				if account := LockdownAccount(p, u.Row.Lockdown); account != "" {
 					if m == strictest {
 						fx.checkLockdownAccount(m, u, account, violate, &d.Warnings)
 					}
@@ -124,8 +124,8 @@ func evaluate(p *policy.Policy, o fluxauth.Object, uses []fluxauth.Use, now time
 	return d
 }
 
-// lockdownAccount is the ServiceAccount the policy says the controller's lockdown flag names, "" when it names none.
-func lockdownAccount(p *policy.Policy, l fluxauth.Lockdown) string {
+// LockdownAccount is the ServiceAccount the policy says the controller's lockdown flag names, "" when it names none.
+func LockdownAccount(p *policy.Policy, l fluxauth.Lockdown) string {
 	switch l {
 	case fluxauth.LockdownServiceAccount:
 		return p.Spec.Flux.DefaultServiceAccount
