@@ -60,6 +60,10 @@ export FIW_CERT_MANAGER_BIN := $(CERT_MANAGER_BIN)
 
 # -count=1: CI runs on the machine that built the Go test cache, and every suite must really run.
 GO_TEST_FLAGS ?= -count=1
+# One way of compiling for everything but the race detector and the fuzzer: the image's (static, -trimpath). Vet, the
+# integration suites, the binaries they start, the demo and the image then share one compilation of the module and its
+# dependencies in the Go build cache; before, a cold `make test` compiled them once per set of flags.
+SHARED := CGO_ENABLED=0 GOFLAGS="$(GOFLAGS) -trimpath"
 FUZZTIME       ?= 5m
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious "context deadline exceeded" when a
 # duration-based -fuzztime expires mid-execution (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
@@ -74,20 +78,24 @@ help: ## Show the targets.
 
 .PHONY: run
 run: envtest-bins flux-crds ## Start a local control plane with the webhook and the sample policy (Ctrl-C stops).
-	$(GO) build -o $(BIN)/fiw-devenv ./test/devenv
+	$(SHARED) $(GO) build -o $(BIN)/fiw-devenv ./test/devenv
 	$(BIN)/fiw-devenv --policy config/samples/policy.yaml --workdir $(BIN)/devenv
 
 .PHONY: demo
 demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively; fails unless every step behaves.
-	$(GO) build -o $(BIN)/fiw-devenv ./test/devenv
+	$(SHARED) $(GO) build -o $(BIN)/fiw-devenv ./test/devenv
 	$(BIN)/fiw-devenv --demo --policy config/samples/policy.yaml --workdir $(BIN)/demo
 
 .PHONY: test
 test: ## Run every test: lint, unit, integration (the chart, the image, the suites on a real API server, the compat modules, the demo) and the end-to-end install.
+	$(MAKE) --no-print-directory -j3 -Oline tools
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory e2e
+
+.PHONY: tools
+tools: envtest-bins flux-crds report-crds helm e2e-manifests cert-manager-bins golangci-lint ## Build every tool the tests use (make test builds them three at a time: on 2 cores one build leaves gaps another fills).
 
 .PHONY: unit
 unit: ## Unit tests under the race detector, and every fuzz target for 10,000 executions; no control plane needed.
@@ -99,15 +107,15 @@ TEST_MODULES := test/fluxcompat test/azurecompat test/reportcompat test/release
 
 .PHONY: lint
 lint: golangci-lint ## go vet, gofmt and golangci-lint (.golangci.yml) over the module and its test-only modules.
-	$(GO) vet ./...
+	$(SHARED) $(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(BIN)/golangci-lint run ./...
-	@for m in $(TEST_MODULES); do echo "lint $$m"; (cd $$m && $(GO) vet ./... && $(BIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
+	@for m in $(TEST_MODULES); do echo "lint $$m"; (cd $$m && $(SHARED) $(GO) vet ./... && $(BIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: integration
 integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
-	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
+	$(SHARED) $(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory azurecompat
 	$(MAKE) --no-print-directory reportcompat
@@ -115,19 +123,19 @@ integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The 
 
 .PHONY: e2e
 e2e: envtest-bins flux-crds helm image e2e-manifests cert-manager-bins ## helm install on kube-apiserver + kube-controller-manager, the image's binary behind the chart's Service, Flux's own Deployments; upgrade, uninstall, an outage (needs root).
-	$(GO) test $(GO_TEST_FLAGS) -timeout 15m ./test/e2e/ -args -ginkgo.v
+	$(SHARED) $(GO) test $(GO_TEST_FLAGS) -timeout 15m ./test/e2e/ -args -ginkgo.v
 
 .PHONY: fluxcompat
 fluxcompat: envtest-bins flux-crds ## Hold the webhook to Flux's own code (pkg/auth, pkg/git) and Google's oauth2 library (a test-only module).
-	cd test/fluxcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
+	cd test/fluxcompat && $(SHARED) $(GO) vet ./... && $(SHARED) $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: azurecompat
 azurecompat: ## Hold full Azure injection to the Azure webhook's own mutator on generated pods (a test-only module).
-	cd test/azurecompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
+	cd test/azurecompat && $(SHARED) $(GO) vet ./... && $(SHARED) $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: reportcompat
 reportcompat: ## Hold the PolicyReports audit writes to Kyverno's own types and its conversion to Open Reports (a test-only module).
-	cd test/reportcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
+	cd test/reportcompat && $(SHARED) $(GO) vet ./... && $(SHARED) $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.
@@ -156,7 +164,7 @@ soak: envtest-bins flux-crds ## Long reliability runs: 1000 policy swaps and 500
 
 .PHONY: build
 build: ## Build the binary into bin/, stamped with VERSION and COMMIT.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
+	$(SHARED) $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
 
 .PHONY: image
 image: ## Build the container image (IMAGE_PLATFORMS) without Docker: an OCI layout in bin/image/oci, a tarball per platform.
