@@ -5,7 +5,6 @@ import (
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/keys"
 	"github.com/fluxidentity/flux-identity-webhook/policy"
-	"github.com/fluxidentity/flux-identity-webhook/webhook/pods"
 )
 
 // Two AWS mechanisms in one container. The AWS SDK for Go v2 resolves web identity (IRSA: AWS_WEB_IDENTITY_TOKEN_FILE)
@@ -17,7 +16,7 @@ import (
 // checkAWSMechanisms reports a running pod with both IRSA and Pod Identity environment in a container, and says which
 // one the policy means.
 func checkAWSMechanisms(pod *corev1.Pod, m policy.Match) (string, bool) {
-	return firstAWSContainer(pod, func(where string, c corev1.Container) (string, bool) {
+	return firstContainer(policy.CloudAWS, pod, func(where string, c corev1.Container) (string, bool) {
 		_, irsa := envValue(c.Env, keys.EnvAWSWebIdentityTokenFile)
 		_, podIdentity := envValue(c.Env, keys.EnvAWSContainerCredentialsFullURI)
 		if !irsa || !podIdentity {
@@ -37,7 +36,7 @@ func checkAWSMechanisms(pod *corev1.Pod, m policy.Match) (string, bool) {
 // webhook gives every container the agent's endpoint and the token file (keys.EnvAWSContainerCredentialsFullURI,
 // keys.EnvAWSContainerAuthorizationTokenFile) when an association exists at the pod's creation.
 func checkPodIdentityPod(pod *corev1.Pod) (string, bool) {
-	return firstAWSContainer(pod, func(where string, c corev1.Container) (string, bool) {
+	return firstContainer(policy.CloudAWS, pod, func(where string, c corev1.Container) (string, bool) {
 		if _, ok := envValue(c.Env, keys.EnvAWSContainerCredentialsFullURI); !ok {
 			return "runs without " + keys.EnvAWSContainerCredentialsFullURI + " in " + where + ": it started before " +
 				"its Pod Identity association, or the cluster has none for it (trust check)", true
@@ -48,24 +47,4 @@ func checkPodIdentityPod(pod *corev1.Pod) (string, bool) {
 		}
 		return "", false
 	})
-}
-
-// firstAWSContainer returns the first problem check finds in the pod's containers, then init containers, that the EKS
-// webhook does not skip; where names the container.
-func firstAWSContainer(pod *corev1.Pod, check func(where string, c corev1.Container) (string, bool)) (string, bool) {
-	skip := pods.SkippedContainers(policy.CloudAWS, pod.Annotations)
-	for _, group := range []struct {
-		what       string
-		containers []corev1.Container
-	}{{"container", pod.Spec.Containers}, {"init container", pod.Spec.InitContainers}} {
-		for _, c := range group.containers {
-			if skip[c.Name] {
-				continue
-			}
-			if problem, bad := check(group.what+" "+c.Name, c); bad {
-				return problem, true
-			}
-		}
-	}
-	return "", false
 }

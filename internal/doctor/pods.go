@@ -80,7 +80,29 @@ func checkPod(pod *corev1.Pod, m policy.Match) (string, bool) {
 	default:
 		return "", false
 	}
-	skip := pods.SkippedContainers(m.Cloud, pod.Annotations)
+	return firstContainer(m.Cloud, pod, func(where string, c corev1.Container) (string, bool) {
+		have, ok := envValue(c.Env, name)
+		switch {
+		case !ok:
+			return "runs without " + name + " in " + where + ": it started before its ServiceAccount " +
+				"was mapped, or no webhook injected it", true
+		case want != "" && have != want:
+			return fmt.Sprintf("runs with %s=%q in %s, want %s: it started before its ServiceAccount "+
+				"changed, or its spec sets the variable itself", name, have, where, want), true
+		case fileVar != "":
+			if _, ok := envValue(c.Env, fileVar); !ok {
+				return "runs without " + fileVar + " in " + where + ": its token is not mounted", true
+			}
+		}
+		return "", false
+	})
+}
+
+// firstContainer returns the first problem check finds in the pod's containers, then init containers, that the
+// cloud's webhook does not skip (pods.SkippedContainers); where names the container.
+func firstContainer(cloud policy.Cloud, pod *corev1.Pod,
+	check func(where string, c corev1.Container) (string, bool)) (string, bool) {
+	skip := pods.SkippedContainers(cloud, pod.Annotations)
 	for _, group := range []struct {
 		what       string
 		containers []corev1.Container
@@ -89,19 +111,8 @@ func checkPod(pod *corev1.Pod, m policy.Match) (string, bool) {
 			if skip[c.Name] {
 				continue
 			}
-			where := group.what + " " + c.Name
-			have, ok := envValue(c.Env, name)
-			switch {
-			case !ok:
-				return "runs without " + name + " in " + where + ": it started before its ServiceAccount " +
-					"was mapped, or no webhook injected it", true
-			case want != "" && have != want:
-				return fmt.Sprintf("runs with %s=%q in %s, want %s: it started before its ServiceAccount "+
-					"changed, or its spec sets the variable itself", name, have, where, want), true
-			case fileVar != "":
-				if _, ok := envValue(c.Env, fileVar); !ok {
-					return "runs without " + fileVar + " in " + where + ": its token is not mounted", true
-				}
+			if problem, bad := check(group.what+" "+c.Name, c); bad {
+				return problem, true
 			}
 		}
 	}

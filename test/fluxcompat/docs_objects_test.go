@@ -124,18 +124,8 @@ func predictObject(rows []readmeRow, p *policy.Policy, obj map[string]any, names
 		if !ok {
 			continue // the table says nothing of it: no credential
 		}
-		account := str(spec, "serviceAccountName")
-		switch {
-		case strings.HasPrefix(row.mandate, "refused outside `flux.namespaces`"):
-			if !p.FluxNamespace(namespace) {
-				refused = append(refused, f)
-			}
-		case strings.HasPrefix(row.mandate, "refused"):
+		if refuses(row, p, namespace, str(spec, "serviceAccountName"), "") {
 			refused = append(refused, f)
-		case strings.HasPrefix(row.mandate, "the ServiceAccount must be mapped to this cloud"):
-			if _, ok := p.IdentityFor(namespace, account); !ok {
-				refused = append(refused, f)
-			}
 		}
 	}
 	return refused

@@ -155,20 +155,26 @@ func predict(t *testing.T, rows []readmeRow, p *policy.Policy, obj map[string]an
 			}
 			continue
 		}
-		switch {
-		case strings.HasPrefix(row.mandate, "refused outside `flux.namespaces`"):
-			if !p.FluxNamespace(namespace) {
-				refused = append(refused, f)
-			}
-		case strings.HasPrefix(row.mandate, "refused"):
+		if refuses(row, p, namespace, account, provider) {
 			refused = append(refused, f)
-		case strings.HasPrefix(row.mandate, "the ServiceAccount must be mapped to this cloud"):
-			if m, ok := p.IdentityFor(namespace, account); !ok || string(m.Cloud) != provider {
-				refused = append(refused, f)
-			}
 		}
 	}
 	return refused
+}
+
+// refuses reads a row's last column for an object of namespace naming account: whether the mandate refuses the
+// field. cloud is the object's ("" where the table's kind has one cloud per variant).
+func refuses(row readmeRow, p *policy.Policy, namespace, account, cloud string) bool {
+	switch {
+	case strings.HasPrefix(row.mandate, "refused outside `flux.namespaces`"):
+		return !p.FluxNamespace(namespace)
+	case strings.HasPrefix(row.mandate, "refused"):
+		return true
+	case strings.HasPrefix(row.mandate, "the ServiceAccount must be mapped to this cloud"):
+		m, ok := p.IdentityFor(namespace, account)
+		return !ok || cloud != "" && string(m.Cloud) != cloud
+	}
+	return false
 }
 
 var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
