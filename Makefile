@@ -88,14 +88,14 @@ demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively
 
 .PHONY: test
 test: ## Run every test: lint, unit, integration (the chart, the image, the suites on a real API server, the compat modules, the demo) and the end-to-end install.
-	$(MAKE) --no-print-directory -j3 -Oline tools
+	$(MAKE) --no-print-directory tools
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory e2e
 
 .PHONY: tools
-tools: envtest-bins flux-crds report-crds helm e2e-manifests cert-manager-bins golangci-lint ## Build every tool the tests use (make test builds them three at a time: on 2 cores one build leaves gaps another fills).
+tools: envtest-bins flux-crds report-crds helm e2e-manifests cert-manager-bins golangci-lint ## Build every tool the tests use, one after another: they share dependencies (grpc, the Kubernetes libraries), which builds side by side would each compile.
 
 .PHONY: unit
 unit: ## Unit tests under the race detector, and every fuzz target for 10,000 executions; no control plane needed.
