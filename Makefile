@@ -60,10 +60,12 @@ export FIW_CERT_MANAGER_BIN := $(CERT_MANAGER_BIN)
 
 # -count=1: CI runs on the machine that built the Go test cache, and every suite must really run.
 GO_TEST_FLAGS ?= -count=1
-# One way of compiling for everything but the race detector and the fuzzer: the image's (static, -trimpath). Vet, the
-# integration suites, the binaries they start, the demo and the image then share one compilation of the module and its
-# dependencies in the Go build cache; before, a cold `make test` compiled them once per set of flags.
-SHARED := CGO_ENABLED=0 GOFLAGS="$(GOFLAGS) -trimpath"
+# One way of compiling for everything but the race detector and the fuzzer: the image's (static, -trimpath). The tools,
+# vet, the integration suites, the binaries they start, the demo and the image then share what they have in common in
+# the Go build cache (kube-apiserver 1.37 and this module use the same Kubernetes libraries); a cold `make test` used to
+# compile them once per set of flags.
+export CGO_ENABLED ?= 0
+export GOFLAGS += -trimpath
 FUZZTIME       ?= 5m
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious "context deadline exceeded" when a
 # duration-based -fuzztime expires mid-execution (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
@@ -78,12 +80,12 @@ help: ## Show the targets.
 
 .PHONY: run
 run: envtest-bins flux-crds ## Start a local control plane with the webhook and the sample policy (Ctrl-C stops).
-	$(SHARED) $(GO) build -o $(BIN)/fiw-devenv ./test/devenv
+	$(GO) build -o $(BIN)/fiw-devenv ./test/devenv
 	$(BIN)/fiw-devenv --policy config/samples/policy.yaml --workdir $(BIN)/devenv
 
 .PHONY: demo
 demo: envtest-bins flux-crds ## Run the `make run` walkthrough non-interactively; fails unless every step behaves.
-	$(SHARED) $(GO) build -o $(BIN)/fiw-devenv ./test/devenv
+	$(GO) build -o $(BIN)/fiw-devenv ./test/devenv
 	$(BIN)/fiw-devenv --demo --policy config/samples/policy.yaml --workdir $(BIN)/demo
 
 .PHONY: test
@@ -99,7 +101,7 @@ tools: envtest-bins flux-crds report-crds helm e2e-manifests cert-manager-bins g
 
 .PHONY: unit
 unit: ## Unit tests under the race detector, and every fuzz target for 10,000 executions; no control plane needed.
-	$(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./internal/... ./cmd/... ./hack/...
+	CGO_ENABLED=1 $(GO) test -race $(GO_TEST_FLAGS) ./policy/... ./webhook/... ./internal/... ./cmd/... ./hack/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_SHORT)
 
 # The test-only modules, each with its own go.mod (compared against other projects' code).
@@ -107,15 +109,15 @@ TEST_MODULES := test/fluxcompat test/azurecompat test/reportcompat test/release
 
 .PHONY: lint
 lint: golangci-lint ## go vet, gofmt and golangci-lint (.golangci.yml) over the module and its test-only modules.
-	$(SHARED) $(GO) vet ./...
+	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(BIN)/golangci-lint run ./...
-	@for m in $(TEST_MODULES); do echo "lint $$m"; (cd $$m && $(SHARED) $(GO) vet ./... && $(BIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
+	@for m in $(TEST_MODULES); do echo "lint $$m"; (cd $$m && $(GO) vet ./... && $(BIN)/golangci-lint run --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: integration
 integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The suites on a real kube-apiserver + etcd, the chart, the image, the compat modules and the demo.
-	$(SHARED) $(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
+	$(GO) test $(GO_TEST_FLAGS) $$($(GO) list ./test/... | grep -v '/test/e2e$$')
 	$(MAKE) --no-print-directory fluxcompat
 	$(MAKE) --no-print-directory azurecompat
 	$(MAKE) --no-print-directory reportcompat
@@ -123,19 +125,19 @@ integration: envtest-bins flux-crds report-crds helm image e2e-manifests ## The 
 
 .PHONY: e2e
 e2e: envtest-bins flux-crds helm image e2e-manifests cert-manager-bins ## helm install on kube-apiserver + kube-controller-manager, the image's binary behind the chart's Service, Flux's own Deployments; upgrade, uninstall, an outage (needs root).
-	$(SHARED) $(GO) test $(GO_TEST_FLAGS) -timeout 15m ./test/e2e/ -args -ginkgo.v
+	$(GO) test $(GO_TEST_FLAGS) -timeout 15m ./test/e2e/ -args -ginkgo.v
 
 .PHONY: fluxcompat
 fluxcompat: envtest-bins flux-crds ## Hold the webhook to Flux's own code (pkg/auth, pkg/git) and Google's oauth2 library (a test-only module).
-	cd test/fluxcompat && $(SHARED) $(GO) vet ./... && $(SHARED) $(GO) test $(GO_TEST_FLAGS) ./...
+	cd test/fluxcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: azurecompat
 azurecompat: ## Hold full Azure injection to the Azure webhook's own mutator on generated pods (a test-only module).
-	cd test/azurecompat && $(SHARED) $(GO) vet ./... && $(SHARED) $(GO) test $(GO_TEST_FLAGS) ./...
+	cd test/azurecompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: reportcompat
 reportcompat: ## Hold the PolicyReports audit writes to Kyverno's own types and its conversion to Open Reports (a test-only module).
-	cd test/reportcompat && $(SHARED) $(GO) vet ./... && $(SHARED) $(GO) test $(GO_TEST_FLAGS) ./...
+	cd test/reportcompat && $(GO) vet ./... && $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest-bins flux-crds ## Benchmarks, the load harness against the floor, and pod-create latency via the API server.
@@ -164,7 +166,7 @@ soak: envtest-bins flux-crds ## Long reliability runs: 1000 policy swaps and 500
 
 .PHONY: build
 build: ## Build the binary into bin/, stamped with VERSION and COMMIT.
-	$(SHARED) $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/flux-identity-webhook ./cmd/flux-identity-webhook
 
 .PHONY: image
 image: ## Build the container image (IMAGE_PLATFORMS) without Docker: an OCI layout in bin/image/oci, a tarball per platform.

@@ -8,7 +8,6 @@ package keys
 // google.DefaultTokenSource reads GOOGLE_APPLICATION_CREDENTIALS, a key file unless it is an external_account
 // configuration; kustomize-controller's SOPS key service falls back to VAULT_TOKEN (and ~/.vault-token).
 //
-//nolint:gosec // G101: the names of the variables, no credential.
 const (
 	EnvAWSAccessKeyID           = "AWS_ACCESS_KEY_ID"
 	EnvAWSAccessKey             = "AWS_ACCESS_KEY" // the SDK's older name of AWS_ACCESS_KEY_ID

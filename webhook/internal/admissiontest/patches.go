@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +16,23 @@ import (
 	"github.com/fluxidentity/flux-identity-webhook/policy"
 )
 
-// FixturePolicyFile is webhook/testdata/policy.yaml, the policy the handler tests share, wherever the test runs.
+// FixturePolicyFile is webhook/testdata/policy.yaml, the policy the handler tests share, found from the directory the
+// test runs in (its package's) up to the module's root: a -trimpath build has no source path to start from.
 func FixturePolicyFile() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "policy.yaml")
+	dir, err := os.Getwd()
+	if err != nil {
+		panic(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "webhook", "testdata", "policy.yaml")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			panic("webhook/testdata/policy.yaml: no go.mod above the test's directory")
+		}
+		dir = parent
+	}
 }
 
 // FixturePolicy loads FixturePolicyFile.
