@@ -7,7 +7,6 @@ package keys
 // EnvironmentCredential (a client secret, a certificate, a user's password) comes before WorkloadIdentityCredential;
 // google.DefaultTokenSource reads GOOGLE_APPLICATION_CREDENTIALS, a key file unless it is an external_account
 // configuration; kustomize-controller's SOPS key service falls back to VAULT_TOKEN (and ~/.vault-token).
-//
 const (
 	EnvAWSAccessKeyID           = "AWS_ACCESS_KEY_ID"
 	EnvAWSAccessKey             = "AWS_ACCESS_KEY" // the SDK's older name of AWS_ACCESS_KEY_ID
