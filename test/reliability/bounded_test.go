@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -173,13 +174,14 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 				_ = c.Close()
 			}
 		}()
-		dialer := &tls.Dialer{Config: tlsConfig}
+		// From another address than the API server's client, as from a pod.
+		dialer := &tls.Dialer{Config: tlsConfig, NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: attackerIP}}}
 		for i := range 1500 {
 			dctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			c, err := dialer.DialContext(dctx, "tcp", url[len("https://"):])
 			cancel()
 			if err != nil {
-				// Past the connection cap the handshake waits; an attacker that cannot even connect is fine.
+				// Past the connection cap the attacker's connections are refused; one that cannot connect is fine.
 				t.Logf("attacker %d could not connect: %v", i, err)
 				break
 			}
