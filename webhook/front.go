@@ -249,7 +249,7 @@ func readBody(w http.ResponseWriter, req *http.Request, limit int64, window time
 ) ([]byte, error) {
 	rc := http.NewResponseController(w)
 	start := time.Now()
-	deadline := start.Add(min(bodyGrace, window))
+	deadline := bodyDeadline(start, 0, window)
 	_ = rc.SetReadDeadline(deadline)
 	r := http.MaxBytesReader(w, req.Body, limit)
 	n := req.ContentLength
@@ -281,15 +281,20 @@ func readBody(w http.ResponseWriter, req *http.Request, limit int64, window time
 			return nil, err
 		}
 		if m > 0 && int64(len(body)) < end {
-			// A body arriving at minBodyRate or faster keeps its deadline ahead of it.
-			next := start.Add(min(window, bodyGrace+time.Duration(len(body))*time.Second/minBodyRate))
-			if next.Sub(deadline) >= 100*time.Millisecond {
+			if next := bodyDeadline(start, len(body), window); next.Sub(deadline) >= 100*time.Millisecond {
 				deadline = next
 				_ = rc.SetReadDeadline(deadline)
 			}
 		}
 	}
 	return body, nil
+}
+
+// bodyDeadline is when a body that started arriving at start, and of which arrived bytes came, must have arrived:
+// bodyGrace, and a second more for each minBodyRate bytes, never past window. A body arriving at minBodyRate or
+// faster keeps its deadline ahead of it.
+func bodyDeadline(start time.Time, arrived int, window time.Duration) time.Time {
+	return start.Add(min(window, bodyGrace+time.Duration(arrived)*time.Second/minBodyRate))
 }
 
 // bodyCharge is what one request's body holds of the budget.
