@@ -48,10 +48,10 @@ func TestClientAuthentication(t *testing.T) {
 				cert   *tls.Certificate
 				served bool
 			}{
-				"the API server's certificate is served":         {cert: clientCA.client(t, "kube-apiserver"), served: true},
-				"a caller without a certificate is refused":      {},
-				"a certificate from another CA is refused":       {cert: otherCA.client(t, "kube-apiserver")},
-				"another common name from the CA is refused":     {cert: clientCA.client(t, "system:node:worker")},
+				"the API server's certificate is served":          {cert: clientCA.client(t, "kube-apiserver"), served: true},
+				"a caller without a certificate is refused":       {},
+				"a certificate from another CA is refused":        {cert: otherCA.client(t, "kube-apiserver")},
+				"another common name from the CA is refused":      {cert: clientCA.client(t, "system:node:worker")},
 				"a serving certificate of the CA is not a client": {cert: clientCA.serving(t)},
 			}
 			for name, tc := range tests {
