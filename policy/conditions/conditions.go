@@ -49,7 +49,8 @@ type Result struct {
 
 // For derives the conditions of every webhook from a validated policy (defaults filled in, as policy.Parse leaves
 // Spec):
-//   - ServiceAccounts: the namespaces named by an identity or a mandate (the policy owns identity annotations there);
+//   - ServiceAccounts, and those the API server names (generateName): the namespaces named by an identity or a
+//     mandate (the policy owns identity annotations there);
 //   - pods and Deployments: the namespaces named by an identity;
 //   - Flux sources: the namespaces named by a mandate;
 //   - pods of ServiceAccounts that resolve to a full-injection entry, with the policy's own precedence: they go to
@@ -73,6 +74,7 @@ func For(f *policy.File) Result {
 		return expr, true
 	}
 	namespaces(routes.WebhookServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
+	namespaces(routes.WebhookGeneratedServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
 	namespaces(routes.WebhookDeployments, identityNS)
 	namespaces(routes.WebhookSources, mandateNS)
 	if _, ok := namespaces(routes.WebhookPods, identityNS); !ok {
