@@ -91,8 +91,10 @@ func TestASlowBodyIsCut(t *testing.T) {
 	}
 	defer func() { _ = conn.Close() }()
 	start := time.Now()
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{",
-		routes.PathMutateServiceAccount, smallBodyBytes)
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+		"Content-Length: %d\r\n\r\n{", routes.PathMutateServiceAccount, smallBodyBytes); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {

@@ -304,7 +304,7 @@ func (e *Env) startBinary(ctx context.Context, o Options) error {
 		}
 		select {
 		case err := <-e.served:
-			return fmt.Errorf("webhook server exited before it was ready: %v", err)
+			return fmt.Errorf("webhook server exited before it was ready: %w", err)
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			return ctx.Err()

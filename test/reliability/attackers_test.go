@@ -327,18 +327,18 @@ func tail(s string, n int) string {
 	return s
 }
 
-// postReview posts body to url+path on client and reads the answer.
-func postReview(ctx context.Context, client *http.Client, url, path string, body []byte) (*http.Response, []byte, error) {
+// postReview posts body to url+path on client and returns the status and the answer.
+func postReview(ctx context.Context, client *http.Client, url, path string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
-	return resp, data, err
+	return resp.StatusCode, data, err
 }

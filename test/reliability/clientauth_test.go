@@ -1,15 +1,10 @@
 package reliability
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fluxidentity/flux-identity-webhook/internal/routes"
+	"github.com/fluxidentity/flux-identity-webhook/internal/testpki"
 )
 
 // TestClientAuthentication runs the binary with --client-ca-file, with callers on TLS 1.2 and on TLS 1.3 (and the
@@ -64,13 +60,13 @@ func TestClientAuthentication(t *testing.T) {
 						cfg.Certificates = []tls.Certificate{*tc.cert}
 					}
 					client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-					resp, _, err := postReview(t.Context(), client, url, routes.PathMutateServiceAccount,
+					status, _, err := postReview(t.Context(), client, url, routes.PathMutateServiceAccount,
 						serviceAccountReview("client-auth"))
 					switch {
-					case tc.served && (err != nil || resp.StatusCode != http.StatusOK):
-						t.Fatalf("not served: %v", err)
+					case tc.served && (err != nil || status != http.StatusOK):
+						t.Fatalf("not served: HTTP %d, %v", status, err)
 					case !tc.served && err == nil:
-						t.Fatalf("served: HTTP %d", resp.StatusCode)
+						t.Fatalf("served: HTTP %d", status)
 					case !tc.served:
 						t.Logf("refused: %v", err)
 					}
@@ -92,16 +88,9 @@ func (c *ca) serving(t *testing.T) *tls.Certificate {
 
 func (c *ca) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := (&testpki.CA{Cert: c.cert, Key: c.key}).IssueTLS(cn, usage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return &cert
 }

@@ -160,12 +160,12 @@ func (c *reviewClient) review(ctx context.Context, w, n int) error {
 	default:
 		path, body = routes.PathValidateFluxSources, []byte(gitRepositoryReview(uid, `{"name":"git"}`))
 	}
-	resp, data, err := postReview(ctx, client, c.url, path, body)
+	status, data, err := postReview(ctx, client, c.url, path, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d: %.200s", path, resp.StatusCode, data)
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %.200s", path, status, data)
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(data, &review); err != nil || review.Response == nil {

@@ -1,8 +1,8 @@
 package serviceaccounts
 
 import (
+	"encoding/binary"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/fluxidentity/flux-identity-webhook/policy"
@@ -183,15 +183,13 @@ func (g glob) read(s positions, text string) positions {
 
 // key identifies the states of every glob, for telling classes apart.
 func key(states []positions) string {
-	var b strings.Builder
+	var b []byte
 	for _, s := range states {
 		for _, w := range s {
-			for k := range 8 {
-				b.WriteByte(byte(w >> (8 * k)))
-			}
+			b = binary.LittleEndian.AppendUint64(b, w)
 		}
 	}
-	return b.String()
+	return string(b)
 }
 
 // AdmitGenerated is the validating webhook's decision about a ServiceAccount created with metadata.generateName: it
