@@ -66,9 +66,8 @@ type Options struct {
 	// Log receives the server's logs.
 	Log logr.Logger
 	// Binary, when set, is a built flux-identity-webhook run as the webhook server (a process of its own, so its
-	// memory can be measured) instead of the server in this process; ServeArgs are added to its serve flags.
-	Binary    string
-	ServeArgs []string
+	// memory can be measured) instead of the server in this process.
+	Binary string
 }
 
 // Env is a running control plane with the webhook registered.
@@ -271,10 +270,9 @@ func (e *Env) startBinary(ctx context.Context, o Options) error {
 		_ = ln.Close()
 	}
 	host, port, _ := net.SplitHostPort(e.WebhookAddr)
-	args := append([]string{"serve", "--policy", o.PolicyFile, "--mode", o.Mode, "--cert-dir", e.CertDir,
+	cmd := exec.Command(o.Binary, "serve", "--policy", o.PolicyFile, "--mode", o.Mode, "--cert-dir", e.CertDir,
 		"--host", host, "--port", port, "--metrics-bind-address", ports[0], "--health-probe-bind-address", ports[1],
-		"--policy-poll-interval", "1s"}, o.ServeArgs...)
-	cmd := exec.Command(o.Binary, args...)
+		"--policy-poll-interval", "1s")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", o.Binary, err)
