@@ -10,10 +10,10 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"time"
 
-	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -26,34 +26,49 @@ import (
 // the threat tests: method, content type and size checks, a memory budget for bodies, a read deadline, one decode of
 // the review straight into the handler's view, the decision, one answer pipeline (answer.go), one encode; and panic
 // recovery around all of it. It answers broken requests with real status codes: 400 for a body that is not an
-// admission.k8s.io/v1 AdmissionReview, 405 for another method, 413 for a body over the cap (refused from
-// Content-Length before reading it), 415 for another content type, 503 when the body budget stays full.
+// admission.k8s.io/v1 AdmissionReview, 405 for another method, 408 for a body that arrives too slowly, 413 for a body
+// over the cap (refused from Content-Length before reading it), 415 for another content type, 503 when its client's
+// share of the body budget or of the handler slots stays taken.
 
 // DefaultMaxRequestBytes caps an AdmissionReview body. The API server sends at most two objects of 3 MiB each (old and
 // new) plus the request envelope, so 7 MiB is the same bound controller-runtime uses.
 const DefaultMaxRequestBytes = 7 << 20
 
 // Body budget: the memory request bodies may hold at once. A body costs about three times its size while it is read
-// and decoded. Small bodies (every ordinary API server request: a pod, a ServiceAccount, a Flux source) share a pool
-// by that cost; a large body (over smallBodyBytes, rare in a cluster and the only way to make the server hold
-// megabytes) is answered one at a time. So callers declaring huge bodies hold at most one large body's memory and
-// never starve the cluster's own requests. A request that cannot reserve within budgetWait is answered 503 without
-// its body being read.
+// and decoded, and it is charged for what has arrived, never for what its Content-Length declares: its buffer grows
+// as bytes come in (the first step holds up to firstBodyBuffer), and each step is charged before it is allocated. A
+// body of up to smallBodyBytes (every ordinary API server request: a pod, a ServiceAccount, a Flux source) is charged
+// to the small pool; one that grows past it (rare in a cluster, and the only way to make the server hold megabytes)
+// gives its share back and waits for the large slot, which one body at a time holds. Both are shared per client
+// (share.go), so callers that hold bodies open or send huge ones hold at most their share and never starve the
+// cluster's own requests. A request that cannot get what it needs within budgetWait is answered 503.
+//
+// A body must also keep arriving: it gets bodyGrace, and one second more for each minBodyRate bytes received, up to
+// ReadTimeout (as Apache's mod_reqtimeout: body=5,MinRate=65536). The API server sends a review in one go; a body
+// trickled in a byte a second is cut after bodyGrace.
+//
+// Handler slots bound the decisions in flight: the decode, decision and answer of a request run only while it holds
+// one, shared per client the same way.
 const (
 	smallBodyBytes    = 256 << 10
 	smallPoolBytes    = 8 << 20
 	bodyCostFactor    = 3
+	minBodyCost       = 1 << 10
 	budgetWait        = 2 * time.Second
 	defaultReadWindow = 10 * time.Second
-	firstBodyBuffer   = maxPooledBuffer
+	firstBodyBuffer   = 16 << 10
+	bodyGrace         = 5 * time.Second
+	minBodyRate       = 64 << 10 // bytes a second
+	handlerSlots      = 128
 )
 
 // Server serves the admission handlers at their paths.
 type Server struct {
 	opts   Options
 	routes map[string]*route
-	small  *semaphore.Weighted
-	large  *semaphore.Weighted
+	small  *fairShare // bytes of small bodies, charged bodyCostFactor per byte
+	large  *fairShare // the large-body slot
+	slots  *fairShare // handler slots
 }
 
 // route is one path behind the front, bound to its decision (routes.go).
@@ -73,7 +88,7 @@ func NewServer(o Options) *Server {
 		o.ReadTimeout = defaultReadWindow
 	}
 	s := &Server{opts: o, routes: map[string]*route{},
-		small: semaphore.NewWeighted(smallPoolBytes), large: semaphore.NewWeighted(1)}
+		small: newFairShare(smallPoolBytes), large: newFairShare(1), slots: newFairShare(handlerSlots)}
 	for path, decide := range decisions {
 		s.routes[path] = &route{srv: s, path: path, count: newCountedHandler(path), decide: decide}
 	}
@@ -160,29 +175,37 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			req.ContentLength, limit))
 		return
 	}
-	release, ok := r.srv.reserve(req.Context(), req.ContentLength)
-	if !ok {
-		r.refuse(w, http.StatusServiceUnavailable, errors.New("too many large requests in flight; retry"))
-		return
-	}
-	defer release()
-	// A body trickled in slowly holds its reservation only this long.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(r.srv.opts.ReadTimeout))
+	client := clientOf(req)
+	charge := bodyCharge{s: r.srv, client: client, ctx: req.Context()}
+	defer charge.release() // after the answer is written: the body and what was decoded from it are dead by then
 	buf := buffers.get(int(min(max(req.ContentLength, 0), firstBodyBuffer)))
-	defer buffers.put(buf) // after the answer is written: the body is dead by then
-	body, err := readBody(w, req, limit, *buf)
+	defer buffers.put(buf)
+	body, err := readBody(w, req, limit, r.srv.opts.ReadTimeout, *buf, &charge)
 	if body != nil {
 		*buf = body[:0] // it may have grown
 	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			r.refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body is over the %d byte limit", limit))
-			return
+		case errors.Is(err, errBodyBudget):
+			requestsShed.WithLabelValues("body").Inc()
+			r.refuse(w, http.StatusServiceUnavailable, errors.New("too many request bodies in flight; retry"))
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			requestsShed.WithLabelValues("rate").Inc()
+			r.refuse(w, http.StatusRequestTimeout, errors.New("request body arrived too slowly"))
+		default:
+			r.refuse(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
 		}
-		r.refuse(w, http.StatusBadRequest, fmt.Errorf("read request body: %w", err))
 		return
 	}
+	if !r.srv.slots.acquire(req.Context(), client, 1, budgetWait) {
+		requestsShed.WithLabelValues("slot").Inc()
+		r.refuse(w, http.StatusServiceUnavailable, errors.New("too many requests in flight; retry"))
+		return
+	}
+	defer r.srv.slots.release(client, 1)
 
 	p := r.srv.opts.Policy.Current() // one policy version answers the whole request
 	uid, v, err := r.decide(p, body, r.srv.now())
@@ -213,57 +236,111 @@ func (r *route) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// readBody reads a request body of at most limit bytes. A declared length sizes the buffer only as far as the body
-// arrives: one declared at megabytes and sent a byte at a time holds what was sent, not what was declared. A body of
-// up to firstBodyBuffer bytes, as the API server's reviews are, is read into one buffer of its length.
-func readBody(w http.ResponseWriter, req *http.Request, limit int64, body []byte) ([]byte, error) {
+// errBodyBudget is a body that could not get its share of the body budget in time.
+var errBodyBudget = errors.New("body budget exhausted")
+
+// readBody reads a request body of at most limit bytes into body, growing it only as bytes arrive and charging each
+// step to charge before it is allocated: one declared at megabytes and sent a byte at a time holds what was sent, not
+// what was declared. A body of up to firstBodyBuffer bytes, as the API server's reviews are, is read into one buffer
+// of its length, charged once. The read deadline starts at bodyGrace and moves out with what arrives
+// (minBodyRate), never past window.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64, window time.Duration, body []byte,
+	charge *bodyCharge,
+) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	start := time.Now()
+	deadline := bodyDeadline(start, 0, window)
+	_ = rc.SetReadDeadline(deadline)
 	r := http.MaxBytesReader(w, req.Body, limit)
 	n := req.ContentLength
-	if n < 0 {
-		return io.ReadAll(r)
-	}
-	if first := int(min(n, firstBodyBuffer)); cap(body) < first {
-		body = make([]byte, 0, first)
+	end := limit + 1 // the most a body of unknown length may grow to: MaxBytesReader fails past limit
+	if n >= 0 {
+		end = n
 	}
 	body = body[:0]
-	for int64(len(body)) < n {
-		if len(body) == cap(body) {
-			body = slices.Grow(body, int(min(n, 2*int64(cap(body))))-len(body))
+	room := 0 // what the charge covers
+	for int64(len(body)) < end {
+		if len(body) == room {
+			next := int(min(end, max(firstBodyBuffer, 2*int64(room))))
+			if !charge.allow(int64(next)) {
+				return nil, errBodyBudget
+			}
+			room = next
+			if cap(body) < room {
+				body = slices.Grow(body, room-len(body))
+			}
 		}
-		m, err := r.Read(body[len(body):min(int64(cap(body)), n)])
+		m, err := r.Read(body[len(body):room])
 		body = body[:len(body)+m]
 		switch {
-		case int64(len(body)) == n:
-		case err == io.EOF:
+		case err == io.EOF && n < 0:
+			return body, nil
+		case err == io.EOF && int64(len(body)) < n:
 			return nil, io.ErrUnexpectedEOF
-		case err != nil:
+		case err != nil && err != io.EOF:
 			return nil, err
+		}
+		if m > 0 && int64(len(body)) < end {
+			if next := bodyDeadline(start, len(body), window); next.Sub(deadline) >= 100*time.Millisecond {
+				deadline = next
+				_ = rc.SetReadDeadline(deadline)
+			}
 		}
 	}
 	return body, nil
+}
+
+// bodyDeadline is when a body that started arriving at start, and of which arrived bytes came, must have arrived:
+// bodyGrace, and a second more for each minBodyRate bytes, never past window. A body arriving at minBodyRate or
+// faster keeps its deadline ahead of it.
+func bodyDeadline(start time.Time, arrived int, window time.Duration) time.Time {
+	return start.Add(min(window, bodyGrace+time.Duration(arrived)*time.Second/minBodyRate))
+}
+
+// bodyCharge is what one request's body holds of the budget.
+type bodyCharge struct {
+	s      *Server
+	client string
+	ctx    context.Context
+	small  int64 // of the small pool
+	large  bool  // the large slot
+}
+
+// allow makes room for a body of size bytes: from the small pool while it is at most smallBodyBytes, then the large
+// slot (and the small pool's share is given back).
+func (c *bodyCharge) allow(size int64) bool {
+	if size > smallBodyBytes {
+		if !c.large {
+			if !c.s.large.acquire(c.ctx, c.client, 1, budgetWait) {
+				return false
+			}
+			c.large = true
+			c.s.small.release(c.client, c.small)
+			c.small = 0
+		}
+		return true
+	}
+	cost := bodyCostFactor * max(size, minBodyCost)
+	if cost > c.small {
+		if !c.s.small.acquire(c.ctx, c.client, cost-c.small, budgetWait) {
+			return false
+		}
+		c.small = cost
+	}
+	return true
+}
+
+func (c *bodyCharge) release() {
+	c.s.small.release(c.client, c.small)
+	if c.large {
+		c.s.large.release(c.client, 1)
+	}
 }
 
 // refuse answers a request the front cannot take with a real status code and an error review.
 func (r *route) refuse(w http.ResponseWriter, code int32, err error) {
 	r.count.inc(DecisionErrored)
 	writeReview(w, int(code), "", errorResponse(code, err.Error()))
-}
-
-// reserve takes a body's share of the budget; release gives it back. A body of unknown length (chunked) is a large
-// one.
-func (s *Server) reserve(ctx context.Context, contentLength int64) (release func(), ok bool) {
-	pool, cost := s.large, int64(1)
-	if contentLength >= 0 && contentLength <= smallBodyBytes {
-		pool, cost = s.small, bodyCostFactor*max(contentLength, 1<<10)
-	}
-	if !pool.TryAcquire(cost) {
-		ctx, cancel := context.WithTimeout(ctx, budgetWait)
-		defer cancel()
-		if err := pool.Acquire(ctx, cost); err != nil {
-			return nil, false
-		}
-	}
-	return func() { pool.Release(cost) }, true
 }
 
 func writeReview(w http.ResponseWriter, code int, uid types.UID, resp *admissionv1.AdmissionResponse) {

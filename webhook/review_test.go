@@ -196,7 +196,7 @@ func TestReadBody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", tc.body)
 			req.ContentLength = tc.declared
-			got, err := readBody(httptest.NewRecorder(), req, DefaultMaxRequestBytes, tc.into)
+			got, err := readBody(httptest.NewRecorder(), req, DefaultMaxRequestBytes, time.Minute, tc.into, testCharge(t))
 			if tc.wantErr != nil {
 				if err == nil || err.Error() != tc.wantErr.Error() {
 					t.Fatalf("error %v, want %v", err, tc.wantErr)
@@ -216,12 +216,22 @@ func TestReadBodyHoldsWhatArrivedNotWhatWasDeclared(t *testing.T) {
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", strings.NewReader(strings.Repeat(" ", 1<<10)))
 	req.ContentLength = DefaultMaxRequestBytes
 	var before, after runtime.MemStats
+	charge := testCharge(t)
 	runtime.ReadMemStats(&before)
-	if _, err := readBody(httptest.NewRecorder(), req, DefaultMaxRequestBytes, nil); err == nil {
+	if _, err := readBody(httptest.NewRecorder(), req, DefaultMaxRequestBytes, time.Minute, nil, charge); err == nil {
 		t.Fatal("a body shorter than declared was read without error")
 	}
 	runtime.ReadMemStats(&after)
-	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 2*firstBodyBuffer {
-		t.Errorf("allocated %d bytes for 1 KiB that arrived, want at most %d", allocated, 2*firstBodyBuffer)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 4*firstBodyBuffer {
+		t.Errorf("allocated %d bytes for 1 KiB that arrived, want at most %d", allocated, 4*firstBodyBuffer)
 	}
+	if charge.small > bodyCostFactor*firstBodyBuffer || charge.large {
+		t.Errorf("charged %d bytes (large slot %v) for 1 KiB that arrived, want at most %d", charge.small,
+			charge.large, bodyCostFactor*firstBodyBuffer)
+	}
+}
+
+// testCharge is a body charge on a server of its own.
+func testCharge(t *testing.T) *bodyCharge {
+	return &bodyCharge{s: NewServer(Options{}), client: "test", ctx: t.Context()}
 }

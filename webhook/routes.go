@@ -16,13 +16,14 @@ import (
 // decisions binds every path of the route table (internal/routes) to the decision that answers it: a request goes
 // from route.ServeHTTP through its decider straight into the function named here.
 var decisions = map[string]decider{
-	routes.PathMutateServiceAccount: decide(serviceaccounts.Admit),
-	routes.PathMutatePod:            decide(pods.Admit),
-	routes.PathMutateDeployment:     decide(pods.AdmitDeployment),
-	routes.PathValidateFluxSources:  decide(fluxobjects.Admit),
-	routes.PathValidateFluxObjects:  decide(fluxobjects.Admit),
-	routes.PathValidateSecret:       decide(fluxobjects.AdmitSecret),
-	routes.PathValidatePod:          decide(pods.AdmitMetadataChange),
+	routes.PathMutateServiceAccount:   decide(serviceaccounts.Admit),
+	routes.PathMutatePod:              decide(pods.Admit),
+	routes.PathMutateDeployment:       decide(pods.AdmitDeployment),
+	routes.PathValidateFluxSources:    decide(fluxobjects.Admit),
+	routes.PathValidateFluxObjects:    decide(fluxobjects.Admit),
+	routes.PathValidateSecret:         decide(fluxobjects.AdmitSecret),
+	routes.PathValidatePod:            decide(pods.AdmitMetadataChange),
+	routes.PathValidateServiceAccount: decide(serviceaccounts.AdmitGenerated),
 }
 
 // decider decodes a review body once, into the view its decision reads, and decides. A *badRequest is a body that is

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -14,7 +17,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -22,10 +24,10 @@ import (
 )
 
 // The webhook port is reachable from every pod, so the TLS server is bounded by design: a client that sends its
-// headers or its body slowly, or keeps a connection idle, is cut off; the number of open connections is capped; and
-// the front's body budget bounds what bodies in flight may hold. controller-runtime's own server leaves the body
-// unbounded in time (no ReadTimeout) and the connections uncapped, which is why this one implements its Server
-// interface instead.
+// headers or its body slowly, or keeps a connection idle, is cut off; the open connections are capped, and room is
+// made by closing those of the client holding the most (conns.go), never by making new ones wait; and the front's
+// body budget and handler slots are shared per client. controller-runtime's own server leaves the body unbounded in
+// time (no ReadTimeout) and the connections uncapped, which is why this one implements its Server interface instead.
 
 // Bounds of the TLS server. The API server sends a review in one go and answers within its webhook timeout (at most
 // 30 s), so these only ever cut off a client that is not the API server.
@@ -35,8 +37,8 @@ const (
 	serverWriteTimeout      = 15 * time.Second
 	serverIdleTimeout       = 60 * time.Second
 	serverMaxHeaderBytes    = 64 << 10
-	// serverMaxConnections caps open connections: an attacker holding connections open keeps at most this many,
-	// about 40 KiB each; the API server's connections wait in the kernel's accept queue meanwhile.
+	// serverMaxConnections caps open connections (about 60 KiB each with their goroutine and TLS buffers): past it,
+	// connections of the client holding the most are closed to make room (connLimiter).
 	serverMaxConnections = 512
 )
 
@@ -46,7 +48,10 @@ type TLSServerOptions struct {
 	Port          int
 	// TLSOpts adjust the TLS configuration (minimum version, protocols).
 	TLSOpts []func(*tls.Config)
-	Log     logr.Logger
+	// ClientCAFile, when set, is a PEM bundle: only callers presenting a certificate it signed for client
+	// authentication are served, and ClientCN, when set, is the common name that certificate must carry.
+	ClientCAFile, ClientCN string
+	Log                    logr.Logger
 }
 
 // TLSServer serves admission webhooks over TLS with bounded timeouts and connections, reloading tls.crt and tls.key
@@ -56,13 +61,22 @@ type TLSServer struct {
 	mux     *http.ServeMux
 	mu      sync.Mutex
 	started bool
+	auth    *clientAuth
 }
 
 var _ ctrlwebhook.Server = &TLSServer{}
 
-// NewTLSServer builds a server; Start serves it.
-func NewTLSServer(o TLSServerOptions) *TLSServer {
-	return &TLSServer{opts: o, mux: http.NewServeMux()}
+// NewTLSServer builds a server; Start serves it. It fails only on a client CA that does not load.
+func NewTLSServer(o TLSServerOptions) (*TLSServer, error) {
+	s := &TLSServer{opts: o, mux: http.NewServeMux()}
+	if o.ClientCAFile != "" {
+		auth, err := newClientAuth(o.ClientCAFile, o.ClientCN, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.auth = auth
+	}
+	return s, nil
 }
 
 // Request metrics of the TLS server, per webhook path.
@@ -116,10 +130,15 @@ func (s *TLSServer) Start(ctx context.Context) error {
 	for _, o := range s.opts.TLSOpts {
 		o(cfg)
 	}
+	if s.auth != nil {
+		s.auth.configure(cfg)
+		go s.auth.watch(ctx)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)))
 	if err != nil {
 		return err
 	}
+	conns := newConnLimiter(ln, serverMaxConnections)
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: serverReadHeaderTimeout,
@@ -128,7 +147,10 @@ func (s *TLSServer) Start(ctx context.Context) error {
 		IdleTimeout:       serverIdleTimeout,
 		MaxHeaderBytes:    serverMaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          nil, // TLS handshake noise from probes and scanners is not worth a log line each
+		ConnState:         conns.connState,
+		// TLS handshake noise from probes, scanners and refused callers is not worth a log line each (nil would
+		// write each to stderr through the log package).
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	if len(cfg.NextProtos) == 1 && cfg.NextProtos[0] == "http/1.1" {
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // no HTTP/2
@@ -146,7 +168,7 @@ func (s *TLSServer) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = true
 	s.mu.Unlock()
-	err = srv.Serve(tls.NewListener(netutil.LimitListener(ln, serverMaxConnections), cfg))
+	err = srv.Serve(tls.NewListener(conns, cfg))
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -165,9 +187,27 @@ func (s *TLSServer) StartedChecker() healthz.Checker {
 		}
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp",
 			net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks that TLS is served
-		if err != nil {
+		switch {
+		case err != nil && s.auth != nil && isRemoteAlert(err):
+			return nil // TLS is served; this check has no client certificate to offer
+		case err != nil:
 			return fmt.Errorf("webhook server is not reachable: %w", err)
+		}
+		if s.auth != nil {
+			// With TLS 1.3 a missing client certificate is refused after the handshake, on the first read.
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := conn.Read(make([]byte, 1)); err != nil && !isRemoteAlert(err) &&
+				!errors.Is(err, os.ErrDeadlineExceeded) {
+				_ = conn.Close()
+				return fmt.Errorf("webhook server is not reachable: %w", err)
+			}
 		}
 		return conn.Close()
 	}
+}
+
+// isRemoteAlert reports a TLS alert the server sent (crypto/tls reports one as a net.OpError "remote error").
+func isRemoteAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }

@@ -5,17 +5,49 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
-// CredentialQueryParams are query parameters that carry a token in URLs Flux requests as written (an https Helm
-// repository's URL, an Azure Bucket's endpoint): Azure SAS signatures, S3 and GCS pre-signed URLs, and the token
-// parameters of common artifact servers. Matched case-insensitively. A heuristic: a query parameter outside this list
-// is not looked at.
-var CredentialQueryParams = []string{
-	"sig",                                                         // Azure SAS
-	"x-amz-signature", "x-amz-credential", "x-amz-security-token", // S3 pre-signed
-	"x-goog-signature", "x-goog-credential", // GCS signed URL
-	"token", "access_token", "private_token", "api_key", "apikey",
+// A query in an address Flux requests as written is sent with every request: source-controller's
+// ChartRepository.DownloadIndex keeps an https Helm repository's query on index.yaml, and DownloadChart resolves each
+// chart URL with Helm's repo.ResolveReferenceURL, which copies the repository's RawQuery onto it; an Azure Bucket's
+// endpoint goes to the blob client as it is (azure NewClient; sasTokenFromSecret merges it into a SAS). Flux sends
+// the raw query, so a server that splits parameters on ';' as well as '&' (Rack, many servlet containers) reads a
+// token after a ';' too, although Go's url.Query drops such pairs. Which parameter carries a credential is the
+// server's to say, so the name decides: a parameter is a credential when a word of its name (split at '-', '_', '.'
+// and lower-to-upper case changes, compared case-insensitively) is one of credentialWords.
+var credentialWords = map[string]bool{
+	"token": true, "password": true, "passwd": true, "pwd": true, "secret": true, "key": true, "apikey": true,
+	"sig": true, "signature": true, "credential": true, "credentials": true, "auth": true, "authorization": true,
+}
+
+// CredentialQueryParam says whether a query parameter of that name carries a credential: Azure SAS (sig), S3 and
+// GCS pre-signed URLs (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, X-Goog-Signature), GitLab
+// (private_token, job_token), OAuth (access_token), API keys (key, api_key, apikey), passwords (password, passwd).
+func CredentialQueryParam(name string) bool {
+	for _, w := range nameWords(name) {
+		if credentialWords[strings.ToLower(w)] {
+			return true
+		}
+	}
+	return false
+}
+
+// nameWords splits a parameter name at '-', '_', '.' and where a lower-case letter is followed by an upper-case one.
+func nameWords(name string) []string {
+	var words []string
+	start := 0
+	for i, r := range name {
+		switch {
+		case r == '-' || r == '_' || r == '.':
+			words = append(words, name[start:i])
+			start = i + 1
+		case i > start && unicode.IsUpper(r) && unicode.IsLower(rune(name[i-1])):
+			words = append(words, name[start:i])
+			start = i
+		}
+	}
+	return append(words, name[start:])
 }
 
 // addressCredential is a credential written in a source's address.
@@ -35,11 +67,8 @@ func addressCredentials(s Object) []addressCredential {
 		if err != nil {
 			return nil // Flux stalls on an address it cannot parse: nothing is sent
 		}
-		if u.User != nil {
-			_, hasPassword := u.User.Password()
-			if u.User.Username() != "" || hasPassword {
-				out = append(out, addressCredential{field: FieldURLUserInfo, ref: u.User.String(), password: hasPassword})
-			}
+		if c, ok := userInfo(u, FieldURLUserInfo); ok {
+			out = append(out, c)
 		}
 		if q := credentialQuery(u); q != "" && Lookup(s.Kind, VariantOf(s), s.EffectiveProvider(), FieldURLQuery) != nil {
 			out = append(out, addressCredential{field: FieldURLQuery, ref: q})
@@ -61,12 +90,17 @@ func addressCredentials(s Object) []addressCredential {
 			out = append(out, addressCredential{field: FieldProxyUserInfo, ref: u.User.String(), password: hasPassword})
 		}
 	case bucket:
-		if !strings.Contains(s.Address, "://") {
-			return nil // an S3 endpoint is host[:port]
+		// An S3 endpoint is host[:port] (minio-go getEndpointURL puts the scheme in front), an Azure one a URL.
+		address := s.Address
+		if !strings.Contains(address, "://") {
+			address = "s3://" + address
 		}
-		u, err := url.Parse(s.Address)
+		u, err := url.Parse(address)
 		if err != nil {
 			return nil
+		}
+		if c, ok := userInfo(u, FieldEndpointUserInfo); ok {
+			out = append(out, c)
 		}
 		if q := credentialQuery(u); q != "" && Lookup(s.Kind, AnyVariant, s.EffectiveProvider(), FieldEndpointQuery) != nil {
 			out = append(out, addressCredential{field: FieldEndpointQuery, ref: q})
@@ -75,21 +109,30 @@ func addressCredentials(s Object) []addressCredential {
 	return out
 }
 
-// credentialQuery returns the values of the URL's credential-carrying query parameters, joined, or "".
+// userInfo is the user info of an address as the field it is, when it holds a user name or a password.
+func userInfo(u *url.URL, field string) (addressCredential, bool) {
+	if u.User == nil {
+		return addressCredential{}, false
+	}
+	_, hasPassword := u.User.Password()
+	if u.User.Username() == "" && !hasPassword {
+		return addressCredential{}, false
+	}
+	return addressCredential{field: field, ref: u.User.String(), password: hasPassword}, true
+}
+
+// credentialQuery returns the credential-carrying parameters of the URL's raw query, split at '&' and ';', joined,
+// or "".
 func credentialQuery(u *url.URL) string {
-	if u.RawQuery == "" {
-		return ""
-	}
 	var found []string
-	for k, vs := range u.Query() {
-		for _, p := range CredentialQueryParams {
-			if strings.EqualFold(k, p) {
-				found = append(found, k+"="+strings.Join(vs, ","))
-			}
+	for _, pair := range strings.FieldsFunc(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(pair, "=")
+		if unescaped, err := url.QueryUnescape(name); err == nil {
+			name = unescaped
 		}
-	}
-	if len(found) == 0 {
-		return ""
+		if CredentialQueryParam(name) {
+			found = append(found, pair)
+		}
 	}
 	return strings.Join(found, "&")
 }

@@ -98,10 +98,12 @@ const (
 	FieldNoServiceAccount = "no spec.serviceAccountName"
 	// FieldURLUserInfo is the user info of spec.url (user name and password).
 	FieldURLUserInfo = "spec.url user info"
-	// FieldURLQuery is a query parameter of spec.url that carries a token (CredentialQueryParams).
+	// FieldURLQuery is a query parameter of spec.url that carries a token (CredentialQueryParam).
 	FieldURLQuery = "spec.url query"
 	// FieldEndpointQuery is a query parameter of a Bucket's spec.endpoint that carries a token.
 	FieldEndpointQuery = "spec.endpoint query"
+	// FieldEndpointUserInfo is the user info of a Bucket's spec.endpoint.
+	FieldEndpointUserInfo = "spec.endpoint user info"
 	// FieldAddressUserInfo is the user info of a notification Provider's spec.address; FieldAddressSAS the
 	// SharedAccessKey of an Azure Event Hubs connection string written there; FieldProxyUserInfo the user info of its
 	// deprecated spec.proxy.
@@ -137,7 +139,7 @@ func Path(field string) string {
 		return FieldDecryptionServiceAccountName
 	case FieldURLUserInfo, FieldURLQuery:
 		return "spec.url"
-	case FieldEndpointQuery:
+	case FieldEndpointQuery, FieldEndpointUserInfo:
 		return "spec.endpoint"
 	case FieldAddressUserInfo, FieldAddressSAS:
 		return "spec.address"
@@ -193,15 +195,15 @@ var Model = []Row{
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderGitHub, Field: FieldSecretRef, Class: AppKey, // getAuthOpts case GitProviderGitHub: githubapp.GetCredentials from AuthMethodsFromSecret
 		Reads: "GitHub App private key from the Secret, exchanged for installation tokens", Short: "a GitHub App key"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderGitHub, Field: FieldURLUserInfo, Class: Ignored, // getAuthOpts: opts.Username/Password = the app's
-		Reads: "replaced by the GitHub App's token"},
+		Reads: "replaced by the GitHub App's token", Short: "a password"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAWS, Field: FieldSecretRef, Class: TLSMaterial, // getAuthOpts: username, password and bearerToken are replaced by the provider's; tls.crt/tls.key/ca.crt stay
 		Reads: "only tls.crt, tls.key and ca.crt: the provider replaces user, password and token", Short: "TLS keys"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAzure, Field: FieldSecretRef, Class: TLSMaterial, // same as aws
 		Reads: "only tls.crt, tls.key and ca.crt: the provider replaces user, password and token", Short: "TLS keys"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAWS, Field: FieldURLUserInfo, Class: Ignored, // getAuthOpts: replaced by CodeCommit's SigV4 credentials
-		Reads: "replaced by the provider's credentials"},
+		Reads: "replaced by the provider's credentials", Short: "a password"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAzure, Field: FieldURLUserInfo, Class: Ignored, // getAuthOpts: replaced by the Entra token
-		Reads: "replaced by the provider's credentials"},
+		Reads: "replaced by the provider's credentials", Short: "a password"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAWS, Field: FieldServiceAccountName, Class: ObjectIdentity, // getAuthOpts: auth.WithServiceAccountName → pkg/auth/utils GetGitCredentials
 		Reads: "workload identity of the ServiceAccount (CodeCommit)"},
 	{Kind: git, Variant: VariantHTTP, Provider: ProviderAzure, Field: FieldServiceAccountName, Class: ObjectIdentity, // same
@@ -216,7 +218,7 @@ var Model = []Row{
 	{Kind: git, Variant: VariantSSH, Provider: AnyProvider, Field: FieldSecretRef, Class: StoredSecret, // NewAuthOptions: opts.Identity = data["identity"]
 		Reads: "SSH private key from the Secret, whatever the provider", Short: "an SSH key"},
 	{Kind: git, Variant: VariantSSH, Provider: AnyProvider, Field: FieldURLUserInfo, Class: Ignored, // NewAuthOptions: the user name is the SSH user; the password comes from the Secret
-		Reads: "the SSH user name; a password there is never used"},
+		Reads: "the SSH user name; a password there is never used", Short: "a password"},
 	{Kind: git, Variant: VariantSSH, Provider: AnyProvider, Field: FieldServiceAccountName, Class: Ignored, // transportAuth: an SSH transport takes no provider credentials
 		Reads: "never used: an SSH transport authenticates with the key"},
 	{Kind: git, Variant: VariantSSH, Provider: AnyProvider, Field: FieldNoServiceAccount, Class: Ignored, // same
@@ -249,7 +251,7 @@ var Model = []Row{
 	{Kind: oci, Variant: AnyVariant, Provider: AnyProvider, Field: FieldProxySecretRef, Class: ProxyLogin, // reconcileSource: secrets.ProxyURLFromSecretRef
 		Reads: "proxy address and login", Short: "a proxy login"},
 	{Kind: oci, Variant: AnyVariant, Provider: AnyProvider, Field: FieldURLUserInfo, Class: Ignored, // parseRepository: name.NewRepository refuses user info
-		Reads: "refused: the URL does not parse"},
+		Reads: "refused: the URL does not parse", Short: "a password"},
 
 	// ---- HelmRepository of type default (an index over http(s)): helm/getter GetClientOpts reads the provider only
 	// for oci (configureOCIRegistryWithSecrets); there is no workload identity for an https Helm repository.
@@ -277,7 +279,7 @@ var Model = []Row{
 	{Kind: helm, Variant: HelmTypeOCI, Provider: ProviderGCP, Field: FieldNoServiceAccount, Class: ControllerIdentity, // same
 		Reads: "always source-controller's own identity: --default-service-account does not apply"},
 	{Kind: helm, Variant: HelmTypeOCI, Provider: AnyProvider, Field: FieldURLUserInfo, Class: Ignored, // oras ValidateRegistry refuses user info
-		Reads: "refused: the reference does not parse"},
+		Reads: "refused: the reference does not parse", Short: "a password"},
 
 	// ---- Bucket: BucketReconciler.setupCredentials fetches every Secret, createBucketProvider hands spec.secretRef to
 	// the client before workload identity (aws: minio.WithSecret else WithAuth; azure: blob NewClient returns on any
@@ -307,6 +309,8 @@ var Model = []Row{
 		Reads: "fetched, never used"},
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldEndpointQuery, Class: InlineCredential, // azure sasTokenFromSecret merges the endpoint's query into the SAS URL
 		Reads: "a SAS token in the endpoint's query", Short: "a SAS token"},
+	{Kind: bucket, Variant: AnyVariant, Provider: AnyProvider, Field: FieldEndpointUserInfo, Class: Ignored, // minio makeTargetURL rebuilds every URL from the endpoint's scheme and host; the azure and gcp clients authenticate with their own credentials
+		Reads: "never used to authenticate: the S3 client builds its URLs from the host", Short: "a password"},
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAWS, Field: FieldServiceAccountName, Class: ObjectIdentity, // minio newAWSCreds → pkg/auth aws
 		Reads: "workload identity of the ServiceAccount (needs spec.region)"},
 	{Kind: bucket, Variant: AnyVariant, Provider: ProviderAzure, Field: FieldServiceAccountName, Class: ObjectIdentity, // azure chainCredentialWithSecret → pkg/auth azure

@@ -26,11 +26,14 @@ const (
 	// PathValidatePod refuses changes to the pod annotations the webhook owns (webhook/pods podmetadata.go). It is
 	// registered for pod UPDATEs and bindings only; pod CREATE stays on PathMutatePod.
 	PathValidatePod = "/validate-v1-pod"
+	// PathValidateServiceAccount judges a ServiceAccount created with metadata.generateName under the name the API
+	// server generated, which the mutating webhook cannot see (webhook/serviceaccounts generatename.go).
+	PathValidateServiceAccount = "/validate-v1-serviceaccount"
 )
 
 // Paths are every path the server answers, in the table's order.
 var Paths = []string{PathMutateServiceAccount, PathMutatePod, PathMutateDeployment, PathValidateFluxSources,
-	PathValidateFluxObjects, PathValidateSecret, PathValidatePod}
+	PathValidateFluxObjects, PathValidateSecret, PathValidatePod, PathValidateServiceAccount}
 
 // Names of the webhook registrations (config/webhook, the chart).
 const (
@@ -44,6 +47,9 @@ const (
 	WebhookFluxObjects       = "flux-objects.fluxidentity.dev"
 	WebhookSOPSSecrets       = "sops-secrets.fluxidentity.dev"
 	WebhookPodMetadata       = "pod-metadata.fluxidentity.dev"
+	// WebhookGeneratedServiceAccounts sees ServiceAccount CREATEs with metadata.generateName (its matchCondition
+	// generatedName), after the API server named them.
+	WebhookGeneratedServiceAccounts = "serviceaccounts-generated.fluxidentity.dev"
 )
 
 // Operations a rule sends.
@@ -85,6 +91,8 @@ var Webhooks = []Webhook{
 	{Name: WebhookSources, Path: PathValidateFluxSources, FailClosed: true, Rules: fluxRules(fluxauth.CategorySource)},
 	{Name: WebhookFluxObjects, Path: PathValidateFluxObjects, FailClosed: true, Rules: fluxRules(fluxauth.CategoryObject)},
 	{Name: WebhookSOPSSecrets, Path: PathValidateSecret, FailClosed: true, Rules: fluxRules(fluxauth.CategorySecrets)},
+	{Name: WebhookGeneratedServiceAccounts, Path: PathValidateServiceAccount, FailClosed: true,
+		Rules: []Rule{{Versions: []string{"v1"}, Resources: []string{"serviceaccounts"}, Operations: []string{Create}}}},
 	{Name: WebhookPodMetadata, Path: PathValidatePod, FailClosed: true, Rules: []Rule{
 		{Versions: []string{"v1"}, Resources: []string{"pods", "pods/status"}, Operations: []string{Update}},
 		{Versions: []string{"v1"}, Resources: []string{"pods/binding", "bindings"}, Operations: []string{Create}},

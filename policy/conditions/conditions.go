@@ -50,7 +50,8 @@ type Result struct {
 
 // For derives the conditions of every webhook from a validated policy (defaults filled in, as policy.Parse leaves
 // Spec):
-//   - ServiceAccounts: the namespaces named by an identity or a mandate (the policy owns identity annotations there);
+//   - ServiceAccounts, and those the API server names (generateName): the namespaces named by an identity or a
+//     mandate (the policy owns identity annotations there);
 //   - pods and Deployments: the namespaces named by an identity;
 //   - Flux sources, Flux's other objects and SOPS decryption Secrets: the namespaces of the mandates covering a kind
 //     of each (a mandate without kinds covers them all);
@@ -81,6 +82,7 @@ func For(f *policy.File) Result {
 		return expr, true
 	}
 	namespaces(routes.WebhookServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
+	namespaces(routes.WebhookGeneratedServiceAccounts, append(slices.Clone(identityNS), mandateNS...))
 	namespaces(routes.WebhookDeployments, identityNS)
 	namespaces(routes.WebhookSources, covering[fluxauth.CategorySource])
 	namespaces(routes.WebhookFluxObjects, covering[fluxauth.CategoryObject])

@@ -45,7 +45,7 @@ func cliConditions(t *testing.T, file string) map[string][]admissionv1.MatchCond
 
 // chartConditions renders the chart with the policy file and returns every webhook's matchConditions by webhook
 // name, with the conditions the chart does not derive from the policy (the pod metadata check's, the SOPS Secrets'
-// key condition) left out.
+// key condition, the generated ServiceAccounts' generated-name) left out.
 func chartConditions(t *testing.T, file, extraValues string) (map[string][]admissionv1.MatchCondition, objects) {
 	t.Helper()
 	content, err := os.ReadFile(file)
@@ -59,11 +59,9 @@ func chartConditions(t *testing.T, file, extraValues string) (map[string][]admis
 	o := mustRender(t, releaseNS, string(values)+extraValues)
 	out := map[string][]admissionv1.MatchCondition{}
 	add := func(name string, mcs []admissionv1.MatchCondition) {
-		if name == podMetadataWebhook {
-			return
-		}
 		mcs = slices.DeleteFunc(slices.Clone(mcs), func(c admissionv1.MatchCondition) bool {
-			return c.Name == conditions.NameSOPSKeys // static, held to conditions.SOPSKeys by its own test
+			return c.Name != conditions.NamePolicyNamespaces && c.Name != conditions.NameFullInjection &&
+				c.Name != conditions.NameNotFullInjection
 		})
 		if len(mcs) > 0 {
 			out[name] = mcs

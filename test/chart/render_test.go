@@ -215,6 +215,39 @@ var variants = []struct {
 				t.Error("ServiceMonitor also selects the webhook Service (it would scrape TLS port 443)")
 			}
 		}},
+	{"client authentication mounts the API server's CA and names it, and the webhook port admits only the API server's CIDRs",
+		"clientAuth:\n  caBundle: |\n    -----BEGIN CERTIFICATE-----\n    MIIB\n    -----END CERTIFICATE-----\n" +
+			"  commonName: apiserver-webhook-client\nnetworkPolicy:\n  apiServerCIDRs: [10.0.0.0/24, \"fd00::/64\"]\n",
+		func(t *testing.T, o objects) {
+			c := deployment(t, o).Spec.Template.Spec.Containers[0]
+			for _, want := range []string{"--client-ca-file=/client-ca/ca.crt", "--client-cn-name=apiserver-webhook-client"} {
+				if !slices.Contains(c.Args, want) {
+					t.Errorf("args %v lack %s", c.Args, want)
+				}
+			}
+			cm, ok := o.get("ConfigMap", releaseName+"-client-ca").(*corev1.ConfigMap)
+			if !ok || !strings.HasPrefix(cm.Data["ca.crt"], "-----BEGIN CERTIFICATE-----") {
+				t.Fatalf("no client CA ConfigMap holding ca.crt: %v", cm)
+			}
+			if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == "client-ca" && m.MountPath == "/client-ca"
+			}) {
+				t.Errorf("the client CA is not mounted at /client-ca: %v", c.VolumeMounts)
+			}
+			np := o.get("NetworkPolicy", releaseName).(*networkingv1.NetworkPolicy)
+			var cidrs []string
+			for _, r := range np.Spec.Ingress {
+				if r.Ports[0].Port.String() != "webhook" {
+					continue
+				}
+				for _, from := range r.From {
+					cidrs = append(cidrs, from.IPBlock.CIDR)
+				}
+			}
+			if !slices.Equal(cidrs, []string{"10.0.0.0/24", "fd00::/64"}) {
+				t.Errorf("the webhook port admits %v, want exactly the API server's CIDRs", cidrs)
+			}
+		}},
 }
 
 func TestVariants(t *testing.T) {
@@ -345,6 +378,12 @@ func checkVolumes(t *testing.T, o objects, pod corev1.PodSpec) {
 				t.Errorf("volume %s: ConfigMap %s not rendered", v.Name, v.ConfigMap.Name)
 				continue
 			}
+			if v.Name == "client-ca" {
+				if !strings.Contains(cm.Data["ca.crt"], "BEGIN CERTIFICATE") {
+					t.Errorf("ConfigMap %s holds no ca.crt", cm.Name)
+				}
+				continue
+			}
 			if !strings.Contains(cm.Data["policy.yaml"], "kind: IdentityPolicy") {
 				t.Errorf("ConfigMap %s holds no policy.yaml", cm.Name)
 			}
@@ -388,6 +427,13 @@ func checkNetworkPolicy(t *testing.T, o objects, d *appsv1.Deployment) {
 	slices.Sort(ports)
 	if !slices.Equal(ports, []string{"metrics", "webhook"}) {
 		t.Errorf("ingress ports %v, want only metrics and webhook", ports)
+	}
+	for _, r := range np.Spec.Ingress {
+		for _, from := range r.From {
+			if r.Ports[0].Port.String() == "webhook" && (from.IPBlock == nil || len(from.IPBlock.Except) > 0) {
+				t.Errorf("the webhook port admits %+v: only the API server's CIDRs may be named", from)
+			}
+		}
 	}
 }
 

@@ -28,6 +28,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"an unknown key under tls is rejected", "tls:\n  certManager:\n    enabled: true\n    issuer: x\n", "issuer"},
 		{"a non-boolean switch is rejected", "networkPolicy:\n  enabled: \"yes\"\n", "enabled"},
 		{"an image digest that is not sha256 is rejected", "image:\n  digest: latest\n", "digest"},
+		{"an API server address that is no CIDR is rejected",
+			"networkPolicy:\n  apiServerCIDRs: [kube-apiserver.example.com]\n", "apiServerCIDRs"},
+		{"a client CA that holds no certificate is rejected", "clientAuth:\n  caBundle: not-a-pem\n", "caBundle"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -101,9 +101,10 @@ type cluster struct {
 
 // startCluster starts the control plane as a cluster would run it for this suite: the ServiceAccount admission
 // plugin on (envtest turns it off), webhook calls to a Service routed through its EndpointSlices
-// (--enable-aggregator-routing), Flux's, cert-manager's and the Prometheus operator's real CRDs, and the controller
+// (--enable-aggregator-routing), the admission configuration (--admission-control-config-file: a client certificate
+// for the release's Service), Flux's, cert-manager's and the Prometheus operator's real CRDs, and the controller
 // manager.
-func startCluster(ctx context.Context, p paths, dir string) (*cluster, error) {
+func startCluster(ctx context.Context, p paths, dir, admissionConfig string) (*cluster, error) {
 	te := &envtest.Environment{
 		CRDDirectoryPaths: []string{p.fluxCRDs, filepath.Join(p.manifests, "cert-manager-crds"),
 			filepath.Join(p.manifests, "monitoring-crds")},
@@ -114,6 +115,7 @@ func startCluster(ctx context.Context, p paths, dir string) (*cluster, error) {
 	api.Configure().Set("enable-aggregator-routing", "true")
 	api.Configure().Set("advertise-address", apiServerIP)
 	api.Configure().Disable("disable-admission-plugins")
+	api.Configure().Set("admission-control-config-file", admissionConfig)
 	apiLog, err := os.Create(filepath.Join(p.artifacts, "kube-apiserver.log"))
 	if err != nil {
 		return nil, err

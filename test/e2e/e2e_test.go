@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,6 +109,8 @@ var (
 	webhook *pod
 	workdir string
 	started time.Time
+	// apiServerClient is the client certificate kube-apiserver presents to the release's Service.
+	apiServerClient *clientIdentity
 )
 
 var _ = BeforeSuite(func(ctx SpecContext) {
@@ -122,7 +125,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	DeferCleanup(func() { _ = os.RemoveAll(workdir) })
 	img, err = loadImage(p, workdir)
 	Expect(err).NotTo(HaveOccurred())
-	c, err = startCluster(ctx, p, workdir)
+	apiServerClient, err = newClientIdentity("kube-apiserver")
+	Expect(err).NotTo(HaveOccurred())
+	admissionConfig, err := writeAdmissionConfiguration(workdir, apiServerClient)
+	Expect(err).NotTo(HaveOccurred())
+	c, err = startCluster(ctx, p, workdir, admissionConfig)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) {
 		if webhook != nil { // a spec failed while it ran
@@ -284,7 +291,8 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 		firstCA = tlsSecret(ctx)["ca.crt"]
 		Expect(firstCA).NotTo(BeEmpty())
 		bundles, _ := webhookConfigurations(ctx)
-		Expect(bundles).To(HaveLen(5), "serviceaccounts, pods, pods-full-injection, flux-sources, pod-metadata")
+		Expect(bundles).To(HaveLen(6),
+			"serviceaccounts, pods, pods-full-injection, flux-sources, serviceaccounts-generated, pod-metadata")
 		for name, b := range bundles {
 			Expect(b).To(Equal(firstCA), "%s trusts the chart's generated CA", name)
 		}
@@ -506,6 +514,50 @@ var _ = Describe("Installed with helm, run from the image, reached through the S
 		GinkgoWriter.Printf("outage %s; source-controller pod created %s after the webhook came back, team-outage/default after %s\n",
 			back.Sub(outage).Round(time.Millisecond), recovered.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	}, NodeTimeout(4*time.Minute))
+
+	It("serves only the API server once client authentication is on: kube-apiserver presents its certificate through its admission configuration", func(ctx SpecContext) {
+		caFile := filepath.Join(workdir, "client-ca.crt")
+		Expect(os.WriteFile(caFile, apiServerClient.caPEM, 0o600)).To(Succeed())
+		_, err := c.helm(ctx, "upgrade", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", releaseNS, "--reuse-values", "--set-file", "clientAuth.caBundle="+caFile)
+		Expect(err).NotTo(HaveOccurred())
+		stopWebhook(ctx) // the rollout: the new pod mounts the CA and asks callers for a certificate
+		startWebhook(ctx)
+		Expect(webhook.args).To(ContainElements(MatchRegexp(`^--client-ca-file=.*/client-ca/ca\.crt$`),
+			"--client-cn-name=kube-apiserver"), "the CA ConfigMap is mounted where the flag names it")
+
+		By("the API server's requests are served: it presents the certificate the admission configuration names")
+		Expect(c.ensureNamespace(ctx, "team-client-auth")).To(Succeed())
+		sa, err := createServiceAccount(ctx, "team-client-auth", "flux-source")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sa.Annotations).To(HaveKeyWithValue(keys.AnnotationIdentity, "tenants"))
+		Expect(c.client.Create(ctx, gitRepository("team-client-auth", "with-secret", true))).To(
+			MatchError(ContainSubstring("no-static-git-credentials")), "the validating webhook is served too")
+
+		By("a caller without the certificate, or with one from another CA, is refused")
+		caBundles, _ := webhookConfigurations(ctx)
+		serving := caBundles[fullname+"/serviceaccounts.fluxidentity.dev"]
+		status, err := postDirect(serving, nil)
+		Expect(err).To(HaveOccurred(), "served without a client certificate (HTTP %d)", status)
+		stranger, err := newClientIdentity("kube-apiserver")
+		Expect(err).NotTo(HaveOccurred())
+		status, err = postDirect(serving, &stranger.cert)
+		Expect(err).To(HaveOccurred(), "served with another CA's certificate (HTTP %d)", status)
+		status, err = postDirect(serving, &apiServerClient.cert)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(http.StatusOK), "the API server's own certificate is served directly too")
+
+		By("turned off again, any caller is served")
+		_, err = c.helm(ctx, "upgrade", release, filepath.Join(p.root, "charts", "flux-identity-webhook"),
+			"--namespace", releaseNS, "--reuse-values", "--set", "clientAuth.caBundle=")
+		Expect(err).NotTo(HaveOccurred())
+		stopWebhook(ctx)
+		startWebhook(ctx)
+		Expect(webhook.args).NotTo(ContainElement(ContainSubstring("--client-ca-file")))
+		status, err = postDirect(serving, nil)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(http.StatusOK))
+	}, specTimeout)
 
 	It("has alerts and a dashboard that query only metrics, labels and values the server and the API server export", func(ctx SpecContext) {
 		// Traffic after the restart: a denial in enforce mode, so the violation series exists.

@@ -13,10 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
@@ -63,6 +67,9 @@ type Options struct {
 	CRDDirs []string
 	// Log receives the server's logs.
 	Log logr.Logger
+	// Binary, when set, is a built flux-identity-webhook run as the webhook server (a process of its own, so its
+	// memory can be measured) instead of the server in this process.
+	Binary string
 }
 
 // Env is a running control plane with the webhook registered.
@@ -75,6 +82,10 @@ type Env struct {
 	HealthURL  string
 	// CertDir holds the serving certificate the API server trusts.
 	CertDir string
+	// WebhookAddr is the host:port the API server calls the webhooks on.
+	WebhookAddr string
+	// Process is the webhook server's process when Options.Binary is set.
+	Process *os.Process
 
 	env        *envtest.Environment
 	opts       Options
@@ -188,6 +199,8 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	e := &Env{
 		Config: cfg, KubeConfig: te.KubeConfig, env: te, opts: o, policyFile: o.PolicyFile,
 		CertDir: te.WebhookInstallOptions.LocalServingCertDir,
+		WebhookAddr: net.JoinHostPort(te.WebhookInstallOptions.LocalServingHost,
+			strconv.Itoa(te.WebhookInstallOptions.LocalServingPort)),
 	}
 	if e.Client, err = client.New(cfg, client.Options{Scheme: Scheme}); err != nil {
 		_ = te.Stop()
@@ -214,6 +227,9 @@ func trimPath(cc *admissionv1.WebhookClientConfig) {
 }
 
 func (e *Env) startServer(ctx context.Context, o Options) error {
+	if o.Binary != "" {
+		return e.startBinary(ctx, o)
+	}
 	opts := app.DefaultServeOptions()
 	opts.PolicyFile = o.PolicyFile
 	opts.Mode = o.Mode
@@ -241,6 +257,59 @@ func (e *Env) startServer(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 		cancel()
 		return ctx.Err()
+	}
+}
+
+// startBinary runs o.Binary as the webhook server and returns once it is ready.
+func (e *Env) startBinary(ctx context.Context, o Options) error {
+	ports := make([]string, 2)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		ports[i] = ln.Addr().String()
+		_ = ln.Close()
+	}
+	host, port, _ := net.SplitHostPort(e.WebhookAddr)
+	cmd := exec.Command(o.Binary, "serve", "--policy", o.PolicyFile, "--mode", o.Mode, "--cert-dir", e.CertDir,
+		"--host", host, "--port", port, "--metrics-bind-address", ports[0], "--health-probe-bind-address", ports[1],
+		"--policy-poll-interval", "1s")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", o.Binary, err)
+	}
+	e.Process = cmd.Process
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	e.MetricsURL, e.HealthURL = "http://"+ports[0]+"/metrics", "http://"+ports[1]
+	e.stopServe = func() { _ = cmd.Process.Signal(syscall.SIGTERM) }
+	e.served = make(chan error, 1)
+	go func() {
+		err := <-exited
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == -1 { // killed: the test is over
+			err = nil
+		}
+		e.served <- err
+	}()
+	for {
+		resp, err := http.Get(e.HealthURL + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				e.serving = true
+				return nil
+			}
+		}
+		select {
+		case err := <-e.served:
+			return fmt.Errorf("webhook server exited before it was ready: %w", err)
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

@@ -8,9 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,22 +54,10 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 	m := newMounts(t, 2, boundedPolicy)
 	port, metricsPort, health := freePort(t), freePort(t), freePort(t)
 	url := "https://127.0.0.1:" + strconv.Itoa(port)
-	var output syncBuffer
-	cmd := exec.Command(bin, "serve", "--policy", m.policyFile(), "--cert-dir", m.certs.dir,
+	cmd, output := runBinary(t, bin, "serve", "--policy", m.policyFile(), "--cert-dir", m.certs.dir,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--metrics-bind-address", "127.0.0.1:"+strconv.Itoa(metricsPort),
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(health))
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("server output (first 4 KiB):\n%.4096s", output.String())
-		}
-	})
 	waitFor(t, 30*time.Second, "server ready", func() (bool, error) {
 		return readyStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", health)) == 200, nil
 	})
@@ -173,13 +161,14 @@ func TestHostileInputKeepsMemoryBounded(t *testing.T) {
 				_ = c.Close()
 			}
 		}()
-		dialer := &tls.Dialer{Config: tlsConfig}
+		// From another address than the API server's client, as from a pod.
+		dialer := &tls.Dialer{Config: tlsConfig, NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: attackerIP}}}
 		for i := range 1500 {
 			dctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			c, err := dialer.DialContext(dctx, "tcp", url[len("https://"):])
 			cancel()
 			if err != nil {
-				// Past the connection cap the handshake waits; an attacker that cannot even connect is fine.
+				// Past the connection cap the attacker's connections are refused; one that cannot connect is fine.
 				t.Logf("attacker %d could not connect: %v", i, err)
 				break
 			}

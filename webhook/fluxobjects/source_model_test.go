@@ -3,6 +3,7 @@ package fluxobjects_test
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -180,6 +181,12 @@ func modelObject(t *testing.T, row *fluxauth.Row, variant, provider string) mode
 		spec["url"] = address + "?token=abc"
 	case fluxauth.FieldEndpointQuery:
 		spec["endpoint"] = address + "/?sv=2022-11-02&sig=abc"
+	case fluxauth.FieldEndpointUserInfo:
+		if scheme, rest, ok := strings.Cut(address, "://"); ok {
+			spec["endpoint"] = scheme + "://admin@" + rest
+		} else {
+			spec["endpoint"] = "admin@" + address
+		}
 	case fluxauth.FieldNoServiceAccount, fluxauth.FieldProvider:
 		// the provider alone is the point
 	default:
@@ -374,4 +381,58 @@ func objectModelObject(t *testing.T, c modelCase) modelCase {
 	c.object = map[string]any{"apiVersion": apiVersion, "kind": row.Kind, "metadata": map[string]any{"name": "obj"},
 		"spec": spec}
 	return c
+}
+
+// TestAPasswordInAnyAddressIsNamedInTheMessage: a password in the user info of any address (every row of a user-info
+// field, whatever Flux makes of the user name) is refused, and the message says what the field carries: no row that
+// can produce a violation lacks its short form ("spec.url carries : ..." was the hole).
+func TestAPasswordInAnyAddressIsNamedInTheMessage(t *testing.T) {
+	p, err := policy.Parse("model.yaml", []byte(modelPolicy), admissiontest.Now)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	checked := 0
+	for _, c := range modelCases(t) {
+		if c.row.Field != fluxauth.FieldURLUserInfo && c.row.Field != fluxauth.FieldEndpointUserInfo {
+			continue
+		}
+		field := "url"
+		if c.row.Field == fluxauth.FieldEndpointUserInfo {
+			field = "endpoint"
+		}
+		spec := c.object["spec"].(map[string]any)
+		address := spec[field].(string)
+		if i := strings.LastIndex(address, "@"); i >= 0 {
+			user := address[:i]
+			if j := strings.Index(user, "://"); j >= 0 {
+				user = user[j+3:]
+			}
+			spec[field] = strings.Replace(address, user+"@", user+":hunter2@", 1)
+		}
+		raw, err := json.Marshal(c.object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gv := strings.Split(c.object["apiVersion"].(string), "/")
+		src, err := fluxauth.Decode(schema.GroupVersionKind{Group: gv[0], Version: gv[1], Kind: c.kind}, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Namespace = "lenient"
+		var messages []string
+		for _, v := range fluxobjects.Evaluate(p, src, admissiontest.Now).Violations {
+			if v.Field == c.violationAtField {
+				messages = append(messages, v.Message)
+			}
+		}
+		hole := regexp.MustCompile(`(carries|holds)( :|:|$)`)
+		if len(messages) != 1 || hole.MatchString(messages[0]) || strings.Contains(messages[0], "hunter2") {
+			t.Errorf("%s %s %s: messages %q: want one violation whose message says what %s carries, without the "+
+				"password", c.kind, c.variant, c.provider, messages, c.violationAtField)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Errorf("only %d user-info rows checked", checked)
+	}
 }

@@ -15,8 +15,10 @@ import (
 
 // The token invariant: after full injection, every container that received a token-file env var
 // (AWS_WEB_IDENTITY_TOKEN_FILE, AZURE_FEDERATED_TOKEN_FILE, GOOGLE_APPLICATION_CREDENTIALS), or that the patch changed
-// while its own env var names the webhook's file, reads at exactly that path the identity's projected ServiceAccount
-// token (audience and lifetime), through a mount of a volume the webhook added or verified. The handler checks it on
+// while its own env var names the webhook's file, reads at exactly that path a projected ServiceAccount token with the
+// identity's audience, through a mount of a volume the webhook added or verified. A volume the webhook adds projects
+// the identity's lifetime too; a token the pod already projects there (its author's, or an earlier injection's) is
+// used with the lifetime it has: the token is there and valid, and the webhook never rewrites a volume. The handler checks it on
 // every patch it computes and leaves a container it does not hold for untouched, with a warning; the tests check it on
 // the patched pods themselves.
 
@@ -95,6 +97,7 @@ func tokenInvariant(before, after *View, want TokenWant) []TokenProblem {
 		return problems
 	}
 	vols := indexVolumes(av)
+	vols.added = len(bv)
 	for i := range av {
 		if i < len(bv) && !reflect.DeepEqual(bv[i], av[i]) {
 			pod("the patch changed volume %s", verdict.Short(bv[i].Name))
@@ -205,7 +208,7 @@ func (w TokenWant) tokenProblem(l fileLead) string {
 	case l.token.Audience != w.Audience:
 		return fmt.Sprintf("its token is for audience %q, not %q (volume %s)", verdict.Short(l.token.Audience), w.Audience,
 			verdict.Short(l.volume.Name))
-	case seconds != w.ExpirationSeconds:
+	case seconds != w.ExpirationSeconds && !l.own:
 		return fmt.Sprintf("its token lives %d s, not %d s (volume %s)", seconds, w.ExpirationSeconds,
 			verdict.Short(l.volume.Name))
 	}
@@ -217,6 +220,7 @@ func (w TokenWant) tokenProblem(l fileLead) string {
 // projected there. problem says why nothing usable is there.
 type fileLead struct {
 	volume  *volumeView
+	own     bool // the pod had the volume before the patch
 	rel     string
 	token   *tokenProjectionView
 	file    *downwardAPIFileView
@@ -255,7 +259,8 @@ func leadOf(c *containerView, vols volumes, file, what string) fileLead {
 		return fileLead{problem: fmt.Sprintf("volume %s is mounted by subPath: a token there never refreshes",
 			verdict.Short(mount.Name))}
 	}
-	l := fileLead{rel: strings.TrimPrefix(strings.TrimPrefix(file, best), "/"), volume: vols.named(mount.Name)}
+	l := fileLead{rel: strings.TrimPrefix(strings.TrimPrefix(file, best), "/"), volume: vols.named(mount.Name),
+		own: vols.own(mount.Name)}
 	switch {
 	case l.volume == nil:
 		l.problem = fmt.Sprintf("its %s is on volume %s, which the pod does not have", what, verdict.Short(mount.Name))
@@ -293,16 +298,24 @@ func leadOf(c *containerView, vols volumes, file, what string) fileLead {
 type volumes struct {
 	list   []volumeView
 	byName map[string]int
+	// added is where the volumes a patch added start; every volume before it the pod already had.
+	added int
 }
 
 func indexVolumes(list []volumeView) volumes {
-	v := volumes{list: list, byName: make(map[string]int, len(list))}
+	v := volumes{list: list, byName: make(map[string]int, len(list)), added: len(list)}
 	for i := range list {
 		if _, seen := v.byName[list[i].Name]; !seen {
 			v.byName[list[i].Name] = i
 		}
 	}
 	return v
+}
+
+// own says whether the pod had the volume of that name before the patch.
+func (v volumes) own(name string) bool {
+	i, ok := v.byName[name]
+	return ok && i < v.added
 }
 
 // named is the volume of that name, nil when the pod has none.

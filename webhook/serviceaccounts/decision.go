@@ -40,13 +40,23 @@ func evaluate(p *policy.Policy, namespace string, sa *View) verdict.Verdict {
 	}
 	v := verdict.Verdict{Kind: "ServiceAccount", Namespace: namespace}
 	md := patch.MetaOf(sa.Metadata)
-	m, mapped := p.IdentityFor(namespace, md.Name)
+	name, shown := md.Name, md.Name
+	if name == "" && md.GenerateName != "" {
+		// The API server names it after this webhook (generatename.go): judged here only when every name it can
+		// generate is mapped alike, else by the validating webhook, which sees the name.
+		standIn, ok := generatedStandIn(p, namespace, md.GenerateName)
+		if !ok {
+			return v
+		}
+		name, shown = standIn, md.GenerateName+"*"
+	}
+	m, mapped := p.IdentityFor(namespace, name)
 	if !mapped {
 		for _, k := range keys.OwnedServiceAccountAnnotations {
 			if _, set := md.Annotations[k]; set {
 				v.Violations = append(v.Violations, verdict.Violation{RuleType: verdict.RuleOwnership, Mode: mode,
 					Message: verdict.FitMessage(verdict.RuleOwnership, verdict.WithDetail("annotation "+k+" is reserved: remove it",
-						"no identity maps "+verdict.Clip(namespace)+"/"+verdict.Clip(md.Name))...)})
+						"no identity maps "+verdict.Clip(namespace)+"/"+verdict.Clip(shown))...)})
 			}
 		}
 		return v

@@ -1,9 +1,9 @@
 {{/*
 The webhooks' CEL matchConditions, derived from .Values.policy: the same expressions, character for character, as
 `flux-identity-webhook policy match-conditions` (package policy/conditions, which documents the rules); a test renders
-sample policies both ways and compares them. Kept in this order: ServiceAccounts in the namespaces of identities and
-mandates, pods and Deployments in the namespaces of identities, Flux sources, Flux's other objects and SOPS Secrets in
-the namespaces of the mandates covering a kind of each, and the
+sample policies both ways and compares them. Kept in this order: ServiceAccounts (and those named by the API server,
+generateName) in the namespaces of identities and mandates, pods and Deployments in the namespaces of identities,
+Flux sources, Flux's other objects and SOPS Secrets in the namespaces of the mandates covering a kind of each, and the
 pods of full-injection ServiceAccounts on their own fail-closed webhook, with the policy's precedence (an exact
 namespace beats a glob, then an exact ServiceAccount beats a glob).
 
@@ -42,7 +42,7 @@ sees every request its rules select; "skipped" ones had too many patterns for a 
 {{- if hasKey $covers "object" -}}{{- $objectNS = concat $objectNS $ns -}}{{- end -}}
 {{- if hasKey $covers "secret" -}}{{- $secretNS = concat $secretNS $ns -}}{{- end -}}
 {{- end -}}
-{{- range $w := list (list "serviceaccounts.fluxidentity.dev" (concat $identityNS $mandateNS)) (list "deployments.fluxidentity.dev" $identityNS) (list "flux-sources.fluxidentity.dev" $sourceNS) (list "flux-objects.fluxidentity.dev" $objectNS) (list "sops-secrets.fluxidentity.dev" $secretNS) (list "pods.fluxidentity.dev" $identityNS) -}}
+{{- range $w := list (list "serviceaccounts.fluxidentity.dev" (concat $identityNS $mandateNS)) (list "serviceaccounts-generated.fluxidentity.dev" (concat $identityNS $mandateNS)) (list "deployments.fluxidentity.dev" $identityNS) (list "flux-sources.fluxidentity.dev" $sourceNS) (list "flux-objects.fluxidentity.dev" $objectNS) (list "sops-secrets.fluxidentity.dev" $secretNS) (list "pods.fluxidentity.dev" $identityNS) -}}
 {{- $expr := include "fiw.nsCondition" (index $w 1) -}}
 {{- if $expr -}}
 {{- $_ := set $out (index $w 0) (list (dict "name" "policy-namespaces" "expression" $expr)) -}}
