@@ -169,7 +169,7 @@ func (c *reviewClient) review(ctx context.Context, w, n int) error {
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(data, &review); err != nil || review.Response == nil {
-		return fmt.Errorf("%s: not an AdmissionReview: %v", path, err)
+		return fmt.Errorf("%s: not an AdmissionReview: %w", path, err)
 	}
 	r := review.Response
 	switch {
