@@ -70,7 +70,9 @@ FUZZTIME       ?= 5m
 # A count, not a duration: Go 1.26's fuzz coordinator can report a spurious "context deadline exceeded" when a
 # duration-based -fuzztime expires mid-execution (golang/go#75804, fixed in Go 1.27); a count has no deadline to race.
 FUZZTIME_SHORT ?= 10000x
-FUZZ_PKGS      := ./policy ./webhook
+# Every package of the module with a fuzz target, found rather than listed: a list went stale when the layout step
+# moved FuzzSourceValidator and FuzzListScanner into webhook/fluxobjects and webhook/pods.
+FUZZ_PKGS      := $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' policy webhook internal cmd hack))))
 
 ##@ Everyday
 
