@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -27,15 +27,13 @@ func (e *badRequest) Error() string { return e.err.Error() }
 func (e *badRequest) Unwrap() error { return e.err }
 
 // decodeReview accepts only what the webhook configurations ask for: an admission.k8s.io/v1 AdmissionReview with a
-// request carrying a uid.
+// request carrying a uid. The body is read as the API server reads objects (verdict.DecodeObject), in one pass.
 func decodeReview[O, OO any](body []byte) (*verdict.Request[O, OO], error) {
 	var r review[O, OO]
-	err := json.Unmarshal(body, &r)
+	err := verdict.DecodeObject(body, &r)
 	// A value of the wrong type inside the object does not stop the decoder (it skips the field and reports the first
 	// such error): the review is well formed, only the object is not what the decision reads.
-	var typeErr *json.UnmarshalTypeError
-	objectErr := errors.As(err, &typeErr) &&
-		(strings.HasPrefix(typeErr.Field, "request.object") || strings.HasPrefix(typeErr.Field, "request.oldObject"))
+	objectErr := inObject(err)
 	if err != nil && !objectErr {
 		return nil, &badRequest{fmt.Errorf("decode AdmissionReview: %w", err)}
 	}
@@ -50,6 +48,20 @@ func decodeReview[O, OO any](body []byte) (*verdict.Request[O, OO], error) {
 		return r.Request, &verdict.BadObject{Err: fmt.Errorf("decode the object: %w", err)}
 	}
 	return r.Request, nil
+}
+
+// inObject says whether err is a value of the wrong type inside the object or the old object. sigs.k8s.io/json keeps
+// encoding/json's UnmarshalTypeError in an internal package (decode.go, the fork's UnmarshalTypeError: Field is the
+// path from the root), so its Field is read by name.
+func inObject(err error) bool {
+	v := reflect.ValueOf(err)
+	if err == nil || v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct ||
+		!strings.HasSuffix(v.Type().String(), "json.UnmarshalTypeError") {
+		return false
+	}
+	field := v.Elem().FieldByName("Field")
+	return field.Kind() == reflect.String &&
+		(strings.HasPrefix(field.String(), "request.object") || strings.HasPrefix(field.String(), "request.oldObject"))
 }
 
 // uidOf is the request's uid, or none when there is no request.

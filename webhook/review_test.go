@@ -235,3 +235,49 @@ func TestReadBodyHoldsWhatArrivedNotWhatWasDeclared(t *testing.T) {
 func testCharge(t *testing.T) *bodyCharge {
 	return &bodyCharge{s: NewServer(Options{}), client: "test", ctx: t.Context()}
 }
+
+// TestDecodeReviewReadsObjectsAsTheAPIServerDoes: a key must be a field's name exactly (a key in another case is an
+// unknown field, as it is to kube-apiserver), and a value of the wrong type inside the object is a bad object (a 400
+// result), not a bad request, whichever of the objects holds it.
+func TestDecodeReviewReadsObjectsAsTheAPIServerDoes(t *testing.T) {
+	type meta struct {
+		Name string `json:"name"`
+	}
+	type view struct {
+		Metadata *meta `json:"metadata"`
+	}
+	review := func(object, old string) []byte {
+		return []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1",` +
+			`"object":` + object + `,"oldObject":` + old + `}}`)
+	}
+	tests := map[string]struct {
+		object, old string
+		wantName    string
+		wantBad     bool
+	}{
+		"exact keys are read":                     {object: `{"metadata":{"name":"a"}}`, old: `null`, wantName: "a"},
+		"a key in another case is unknown":        {object: `{"metadatA":{"name":"a"}}`, old: `null`},
+		"a nested key in another case is unknown": {object: `{"metadata":{"Name":"a"}}`, old: `null`},
+		"the object of the wrong type is bad":     {object: `{"metadata":{"name":7}}`, old: `null`, wantBad: true},
+		"the old object of the wrong type is bad": {object: `{}`, old: `{"metadata":[]}`, wantBad: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req, err := decodeReview[view, view](review(tc.object, tc.old))
+			var bad *verdict.BadObject
+			if tc.wantBad != errors.As(err, &bad) || (err != nil && !tc.wantBad) {
+				t.Fatalf("error %v, want a bad object: %v", err, tc.wantBad)
+			}
+			if req == nil || req.UID != "1" {
+				t.Fatalf("request %+v: want uid 1", req)
+			}
+			got := ""
+			if req.Object != nil && req.Object.Metadata != nil {
+				got = req.Object.Metadata.Name
+			}
+			if !tc.wantBad && got != tc.wantName {
+				t.Errorf("name %q, want %q", got, tc.wantName)
+			}
+		})
+	}
+}

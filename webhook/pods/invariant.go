@@ -72,7 +72,7 @@ var gcpConfigFieldPath = "metadata.annotations['" + keys.AnnotationGCPCredential
 func CheckTokenInvariant(before, after []byte, want TokenWant) ([]TokenProblem, error) {
 	var views [2]View
 	for i, raw := range [][]byte{before, after} {
-		if err := json.Unmarshal(raw, &views[i]); err != nil {
+		if err := verdict.DecodeObject(raw, &views[i]); err != nil {
 			return nil, fmt.Errorf("decode pod: %w", err)
 		}
 		if err := views[i].Spec.decodeLists(); err != nil {

@@ -11,10 +11,11 @@ import (
 // raw, and full injection then reads them into views. Through encoding/json that second read validated the lists again
 // and matched every key by reflection, which was most of what injecting a pod cost. listScanner is that second read for
 // input already validated: it knows only the fields the views hold and skips everything else by counting brackets.
-// Whatever is not plain, it leaves to encoding/json: a key that differs from a field's name only in case (encoding/json
-// matches keys case-insensitively), an escaped or non-ASCII key, a repeated field (encoding/json lets the last one
-// win, over what the first one filled), a null or a value of another type. So the views are always encoding/json's
-// (TestListScannerMatchesEncodingJSON, FuzzListScanner), and input the scanner does not expect costs only speed.
+// Whatever is not plain, it leaves to the decoder (verdict.DecodeObject, the API server's: encoding/json but for case):
+// a key that differs from a field's name only in case (an unknown field there, a field to encoding/json), an escaped
+// or non-ASCII key, a repeated field (the last one wins, over what the first one filled), a null or a value of another
+// type. On what it reads itself the views are encoding/json's (TestListScannerMatchesEncodingJSON, FuzzListScanner),
+// and input the scanner does not expect costs only speed.
 
 // listScanner reads JSON that encoding/json has validated. It never panics on other input; it stops and reports odd.
 type listScanner struct {

@@ -46,7 +46,7 @@ func (s *podSpecView) decodeLists() error {
 	return s.decodeListsJSON()
 }
 
-// decodeListsJSON decodes the lists with encoding/json.
+// decodeListsJSON decodes the lists as the API server does (verdict.DecodeObject).
 func (s *podSpecView) decodeListsJSON() error {
 	s.Volumes, s.InitContainers, s.Containers = nil, nil, nil
 	for _, l := range []struct {
@@ -58,7 +58,7 @@ func (s *podSpecView) decodeListsJSON() error {
 		if len(l.raw) == 0 {
 			continue
 		}
-		if err := json.Unmarshal(l.raw, l.into); err != nil {
+		if err := verdict.DecodeObject(l.raw, l.into); err != nil {
 			return &verdict.BadObject{Err: fmt.Errorf("decode spec.%s: %w", l.name, err)}
 		}
 	}
@@ -76,13 +76,13 @@ type volumeView struct {
 
 func (v *volumeView) UnmarshalJSON(b []byte) error {
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
+	if err := verdict.DecodeObject(b, &fields); err != nil {
 		return err
 	}
 	for k, raw := range fields {
 		switch {
 		case k == "name":
-			if err := json.Unmarshal(raw, &v.Name); err != nil {
+			if err := verdict.DecodeObject(raw, &v.Name); err != nil {
 				return err
 			}
 		case string(raw) == "null", k == "": // an empty key names no source (and would make Kind depend on map order)
@@ -91,7 +91,7 @@ func (v *volumeView) UnmarshalJSON(b []byte) error {
 		}
 	}
 	if raw := fields["projected"]; raw != nil {
-		return json.Unmarshal(raw, &v.Projected)
+		return verdict.DecodeObject(raw, &v.Projected)
 	}
 	return nil
 }

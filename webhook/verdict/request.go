@@ -6,6 +6,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kjson "sigs.k8s.io/json"
 )
 
 // Request is an admission.k8s.io/v1 AdmissionRequest reduced to what a decision reads, with the object decoded
@@ -40,3 +41,10 @@ func (e *BadObject) Unwrap() error { return e.Err }
 
 // ErrNoObject answers a review without the object the decision is about.
 var ErrNoObject = errors.New("the request carries no object")
+
+// DecodeObject decodes an object, or a part of one, as kube-apiserver decodes objects
+// (sigs.k8s.io/json.UnmarshalCaseSensitivePreserveInts, which apimachinery's json serializer uses): a key must be a
+// field's name exactly. encoding/json would also take "metadatA" for metadata or "Env" for env, and a patch planned
+// from that reading names paths the object does not have. The API server sends only its own serialization, so only
+// a caller that is not the API server sends such keys; to a decision they are unknown fields, as to the API server.
+func DecodeObject(b []byte, v any) error { return kjson.UnmarshalCaseSensitivePreserveInts(b, v) }
