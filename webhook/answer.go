@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"slices"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -63,11 +64,12 @@ func respond(v *verdict.Verdict, server policy.Mode, count countedHandler) (*adm
 	for _, vi := range v.Violations {
 		mode := answeredMode(vi.Mode, server, v.Unchanged)
 		countViolation(string(mode), v.Kind, v.Namespace, vi.RuleType, vi.Rule)
+		// Each message once: violations of one row by many entries (a Secret's decryption keys) read the same.
 		switch mode {
 		case policy.ModeEnforce:
-			denials = append(denials, vi.Message)
+			denials = appendNew(denials, vi.Message)
 		case policy.ModeWarn:
-			warnings = append(warnings, vi.Message)
+			warnings = appendNew(warnings, vi.Message)
 		default:
 			off++
 		}
@@ -160,6 +162,15 @@ func auditAnnotations(v *verdict.Verdict, decision string) map[string]string {
 		a[keys.AuditRules] = strings.Join(rules, ",")
 	}
 	return a
+}
+
+// appendNew appends m unless list holds it. The lists are short (distinct messages are bounded by the mandates times
+// the model's rows), so a search costs less than a set.
+func appendNew(list []string, m string) []string {
+	if slices.Contains(list, m) {
+		return list
+	}
+	return append(list, m)
 }
 
 func errorResponse(code int32, message string) *admissionv1.AdmissionResponse {

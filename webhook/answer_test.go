@@ -69,6 +69,11 @@ func TestRespondAnswersEachViolationInItsMode(t *testing.T) {
 		},
 		"a skipped request is skipped": {v: verdict.Verdict{Skipped: true}, server: policy.ModeEnforce, wantDecision: DecisionSkipped},
 		"nothing to do is allowed":     {v: verdict.Verdict{}, server: policy.ModeEnforce, wantDecision: DecisionAllowed},
+		"a message many violations share is said once (a Secret's 2,000 decryption keys)": {
+			v: verdict.Verdict{Violations: slices.Concat(slices.Repeat([]verdict.Violation{vio(policy.ModeEnforce, "e"),
+				vio(policy.ModeWarn, "w")}, 2000), []verdict.Violation{vio(policy.ModeEnforce, "f")})},
+			server: policy.ModeEnforce, wantDecision: DecisionDenied, wantDenial: "e; f", wantWarnings: []string{"w"},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

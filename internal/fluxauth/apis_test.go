@@ -38,17 +38,7 @@ import (
 // The decoders read every version with the newest Go type: the same JSON paths hold the fields the model reads
 // (TestDecodeReadsEveryVersion).
 func TestAPIsNameEveryVersionOfFluxAPIModules(t *testing.T) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{sourcev1.AddToScheme, sourcev1beta2.AddToScheme,
-		sourcev1beta1.AddToScheme, imagev1.AddToScheme, imagev1beta2.AddToScheme, imagev1beta1.AddToScheme,
-		kustomizev1.AddToScheme, kustomizev1beta2.AddToScheme, kustomizev1beta1.AddToScheme, helmv2.AddToScheme,
-		helmv2beta2.AddToScheme, helmv2beta1.AddToScheme, notificationv1.AddToScheme, notificationv1beta3.AddToScheme,
-		notificationv1beta2.AddToScheme, notificationv1beta1.AddToScheme, iacv1.AddToScheme, iacv1beta2.AddToScheme,
-		iacv1beta1.AddToScheme, fluxcdv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scheme := fluxAPIsScheme(t)
 	var want []string
 	for gvk := range scheme.AllKnownTypes() {
 		if slices.Contains(Kinds, gvk.Kind) {
@@ -79,17 +69,7 @@ func TestAPIsNameEveryVersionOfFluxAPIModules(t *testing.T) {
 // of every older Go type in the API modules must be at a path the model or notCredentials knows, and a body of the
 // older version carrying the model's fields must decode to the same object as the newest version's.
 func TestDecodeReadsEveryVersion(t *testing.T) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{sourcev1.AddToScheme, sourcev1beta2.AddToScheme,
-		sourcev1beta1.AddToScheme, imagev1.AddToScheme, imagev1beta2.AddToScheme, imagev1beta1.AddToScheme,
-		kustomizev1.AddToScheme, kustomizev1beta2.AddToScheme, kustomizev1beta1.AddToScheme, helmv2.AddToScheme,
-		helmv2beta2.AddToScheme, helmv2beta1.AddToScheme, notificationv1.AddToScheme, notificationv1beta3.AddToScheme,
-		notificationv1beta2.AddToScheme, notificationv1beta1.AddToScheme, iacv1.AddToScheme, iacv1beta2.AddToScheme,
-		iacv1beta1.AddToScheme, fluxcdv1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scheme := fluxAPIsScheme(t)
 	known := map[string]bool{}
 	for _, r := range Model {
 		for p := Path(r.Field); strings.Contains(p, "."); p = p[:strings.LastIndex(p, ".")] {
@@ -183,4 +163,21 @@ func jsonPaths(prefix string, t reflect.Type, depth int) []string {
 		}
 	}
 	return out
+}
+
+// fluxAPIsScheme holds every version of every Flux API module this module requires.
+func fluxAPIsScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{sourcev1.AddToScheme, sourcev1beta2.AddToScheme,
+		sourcev1beta1.AddToScheme, imagev1.AddToScheme, imagev1beta2.AddToScheme, imagev1beta1.AddToScheme,
+		kustomizev1.AddToScheme, kustomizev1beta2.AddToScheme, kustomizev1beta1.AddToScheme, helmv2.AddToScheme,
+		helmv2beta2.AddToScheme, helmv2beta1.AddToScheme, notificationv1.AddToScheme, notificationv1beta3.AddToScheme,
+		notificationv1beta2.AddToScheme, notificationv1beta1.AddToScheme, iacv1.AddToScheme, iacv1beta2.AddToScheme,
+		iacv1beta1.AddToScheme, fluxcdv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return scheme
 }

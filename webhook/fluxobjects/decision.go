@@ -169,9 +169,14 @@ func (d Decision) Verdict() verdict.Verdict {
 
 // BringsNothingNew says whether every violation of d was already a violation of old, with the same credential: an
 // update that changes other fields of an object that already violates is reported, not denied.
+// A set, not a search of the list: a Secret can hold as many decryption keys as its body can carry, one violation each.
 func (d Decision) BringsNothingNew(old Decision) bool {
+	before := make(map[string]struct{}, len(old.Violations))
+	for _, o := range old.Violations {
+		before[o.key] = struct{}{}
+	}
 	for _, v := range d.Violations {
-		if !slices.ContainsFunc(old.Violations, func(o Violation) bool { return o.key == v.key }) {
+		if _, ok := before[v.key]; !ok {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package fluxobjects_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +293,27 @@ func TestEvaluateKubeConfigMaps(t *testing.T) {
 	d := fluxobjects.EvaluateKubeConfig(lockdown, obj, fluxobjects.KubeConfigMap{Found: true, Provider: "aws"}, admissiontest.Now)
 	if len(d.Violations) != 1 || !strings.Contains(d.Violations[0].Message, "--default-kubeconfig-service-account flux-azure") {
 		t.Errorf("with the lockdown declared, its ServiceAccount is checked instead: %+v", d.Violations)
+	}
+}
+
+// A Secret can carry as many decryption keys as its body holds: each is a violation of its own (an update adding one
+// brings something new), and comparing an update with the Secret before it stays linear.
+func TestManyDecryptionKeysInOneSecret(t *testing.T) {
+	p := loadObjectsPolicy(t, "")
+	data := map[string][]byte{}
+	for i := range 3000 {
+		data[fmt.Sprintf("k%d.agekey", i)] = []byte("AGE-SECRET-KEY-1")
+	}
+	before := fluxobjects.EvaluateSecret(p, "team-strict", "sops", data, admissiontest.Now)
+	if len(before.Violations) != 3000 {
+		t.Fatalf("%d violations, want one per key", len(before.Violations))
+	}
+	if !before.BringsNothingNew(before) {
+		t.Error("the same keys bring something new")
+	}
+	data["another.agekey"] = []byte("AGE-SECRET-KEY-1")
+	after := fluxobjects.EvaluateSecret(p, "team-strict", "sops", data, admissiontest.Now)
+	if after.BringsNothingNew(before) {
+		t.Error("a key added to 3,000 brings nothing new")
 	}
 }

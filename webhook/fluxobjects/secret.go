@@ -3,6 +3,7 @@ package fluxobjects
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -92,9 +93,11 @@ func AdmitSecret(p *policy.Policy, req *verdict.Request[SecretView, SecretView],
 // decisionLog is the log line of a decision: where, which fields broke which mandate, never a value or a Secret's
 // name from inside the object.
 func decisionLog(message string, d Decision, op admissionv1.Operation, dryRun bool) *verdict.LogLine {
-	fields := make([]string, len(d.Violations))
-	for i, sv := range d.Violations {
-		fields[i] = sv.Mandate + " " + sv.Field
+	var fields []string // each once: every entry of a Secret that breaks a row is a violation of its own
+	for _, sv := range d.Violations {
+		if f := sv.Mandate + " " + sv.Field; !slices.Contains(fields, f) {
+			fields = append(fields, f)
+		}
 	}
 	return &verdict.LogLine{Message: message, KeysAndValues: []any{"kind", d.Kind,
 		"namespace", verdict.Clip(d.Namespace), "name", verdict.Clip(d.Name), "operation", verdict.Clip(string(op)),

@@ -42,9 +42,9 @@ func (e *BadObject) Unwrap() error { return e.Err }
 // ErrNoObject answers a review without the object the decision is about.
 var ErrNoObject = errors.New("the request carries no object")
 
-// DecodeObject decodes an object, or a part of one, as kube-apiserver decodes objects
-// (sigs.k8s.io/json.UnmarshalCaseSensitivePreserveInts, which apimachinery's json serializer uses): a key must be a
-// field's name exactly. encoding/json would also take "metadatA" for metadata or "Env" for env, and a patch planned
+// DecodeObject decodes an object, or a part of one, as kube-apiserver decodes objects: with
+// sigs.k8s.io/json.UnmarshalCaseSensitivePreserveInts, as k8s.io/apimachinery pkg/runtime/serializer/json
+// Serializer.unmarshal does, so a key must be a field's name exactly. encoding/json would also take "metadatA" for metadata or "Env" for env, and a patch planned
 // from that reading names paths the object does not have. The API server sends only its own serialization, so only
 // a caller that is not the API server sends such keys; to a decision they are unknown fields, as to the API server.
 func DecodeObject(b []byte, v any) error { return kjson.UnmarshalCaseSensitivePreserveInts(b, v) }
